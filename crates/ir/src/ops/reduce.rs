@@ -1,0 +1,3 @@
+use super::OpSpec;
+
+pub(crate) const OPS: &[OpSpec] = &[];
