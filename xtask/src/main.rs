@@ -1,1 +1,100 @@
-fn main() {}
+//! Project chores, so that CI is code a person can run too:
+//! - `cargo xtask demo`: build, inspect, run and benchmark the bundled PP-OCR cls model.
+//! - `cargo xtask test`: fetch test data and the onnxruntime oracle (cached), then run every test.
+//! - `cargo xtask testdata`: only fetch and prepare the test data.
+//! - `cargo xtask optable`: regenerate the README's operator table from the conformance manifest.
+
+mod optable;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// The Python environment holding the oracle (onnxruntime) and the conformance data (onnx).
+fn venv() -> Result<PathBuf> {
+    let root = root();
+    let venv = root.join(".cache/venv");
+    let req = root.join("tools/requirements.txt");
+    let stamp = venv.join(".sinter-stamp");
+    let wanted = std::fs::read_to_string(&req).context("reading tools/requirements.txt")?;
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        run(Command::new(python).args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&req))?;
+        std::fs::write(&stamp, wanted)?;
+    }
+    Ok(venv)
+}
+
+fn python_out(venv: &Path, code: &str) -> Result<String> {
+    let out = Command::new(venv.join("bin/python")).args(["-c", code]).output()?;
+    if !out.status.success() {
+        bail!("python failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+/// Prepares models, inputs and onnxruntime outputs; returns (models dir, node tests dir).
+fn testdata() -> Result<(PathBuf, PathBuf)> {
+    let venv = venv()?;
+    let out = root().join(".cache/testdata");
+    run(Command::new(venv.join("bin/python")).arg(root().join("tools/prepare_testdata.py")).arg(&out))?;
+    let onnx_dir = python_out(&venv, "import onnx, os; print(os.path.dirname(onnx.__file__))")?;
+    let node = Path::new(&onnx_dir).join("backend/test/data/node");
+    if !node.is_dir() {
+        bail!("{} is missing: the onnx wheel in tools/requirements.txt must ship the node test data", node.display());
+    }
+    Ok((out, node))
+}
+
+fn test() -> Result<()> {
+    let (models, node) = testdata()?;
+    run(cargo()
+        .current_dir(root())
+        .args(["test", "--workspace", "--release"])
+        .env("SINTER_MODELS_DIR", &models)
+        .env("SINTER_ONNX_NODE_DIR", &node)
+        .env("SINTER_REQUIRE_TESTDATA", "1"))
+}
+
+fn demo() -> Result<()> {
+    let root = root();
+    run(cargo().current_dir(&root).args(["build", "--release", "--quiet", "-p", "sinter-cli"]))?;
+    let sinter = root.join("target/release/sinter");
+    let model = root.join("models/ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    let dir = root.join("target/demo");
+    std::fs::create_dir_all(&dir)?;
+    let plan = dir.join("ppocr_cls.plan");
+    run(Command::new(&sinter).arg("build").arg(&model).arg("-o").arg(&plan).args(["--shapes", "x:1x3x48x192"]))?;
+    run(Command::new(&sinter).arg("inspect").arg(&plan))?;
+    run(Command::new(&sinter).arg("run").arg(&plan).arg("--output-dir").arg(dir.join("outputs")))?;
+    run(Command::new(&sinter).arg("bench").arg(&plan).args(["--warmup", "5", "--iterations", "50"]))
+}
+
+fn main() -> Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    match task.as_str() {
+        "demo" => demo(),
+        "test" => test(),
+        "testdata" => testdata().map(|(m, n)| println!("SINTER_MODELS_DIR={}\nSINTER_ONNX_NODE_DIR={}", m.display(), n.display())),
+        "optable" => optable::write(&root()),
+        _ => bail!("usage: cargo xtask <demo|test|testdata|optable>"),
+    }
+}

@@ -1,1 +1,179 @@
-//! Builder.
+//! Sinter's builder: turns an ONNX graph into a plan. It resolves input shapes,
+//! infers every shape (folding constant subgraphs on the way), drops what the
+//! outputs do not need, lays the weights out and plans the activation arena.
+
+mod error;
+mod memory;
+mod shapes;
+
+pub use error::BuildError;
+pub use shapes::parse_shapes;
+
+use sinter_ir::{infer::infer_graph, Fact, Graph, Tensor};
+use sinter_plan::{Binding, KernelDesc, Location, Plan, PlanMeta, SourceNode, TensorDesc, WeightsBuilder};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the user tells the builder.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// Concrete shapes for graph inputs (required where the model has symbolic dims).
+    pub shapes: HashMap<String, Vec<usize>>,
+    /// Inputs fixed to constant values at build time (they disappear from the plan's inputs).
+    pub freeze: HashMap<String, Tensor>,
+}
+
+/// A summary of one build.
+#[derive(Clone, Debug)]
+pub struct BuildReport {
+    pub model_nodes: usize,
+    pub folded_nodes: usize,
+    pub kernels: usize,
+    pub weights_bytes: u64,
+    pub arena_bytes: u64,
+    /// Sum of all activation sizes: what the arena would be without reuse.
+    pub activations_bytes: u64,
+    pub build_time: Duration,
+}
+
+/// Loads an ONNX file and builds it.
+pub fn build_onnx(path: &Path, opts: &BuildOptions) -> Result<(Plan, BuildReport), BuildError> {
+    let model = sinter_onnx::load_model(path)?;
+    build(&model.graph, opts)
+}
+
+/// Builds a plan for `graph`.
+pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), BuildError> {
+    let start = Instant::now();
+    let input_facts = shapes::resolve_inputs(graph, opts)?;
+    let facts = infer_graph(graph, &input_facts)?;
+    let fact = |name: &str| facts.get(name).ok_or_else(|| BuildError::Internal(format!("no fact for '{name}'")));
+
+    // Keep the nodes that compute something the outputs need and that is not constant.
+    let mut needed: HashSet<&str> = graph.outputs.iter().map(|o| o.name.as_str()).collect();
+    let mut keep = vec![false; graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate().rev() {
+        let live = node.outputs.iter().any(|o| needed.contains(o.as_str()) && facts.get(o).is_some_and(|f| f.value.is_none()));
+        if live {
+            keep[i] = true;
+            needed.extend(node.inputs.iter().filter(|n| !n.is_empty()).map(|s| s.as_str()));
+        }
+    }
+    let runtime_inputs: Vec<&str> =
+        graph.runtime_inputs().map(|v| v.name.as_str()).filter(|n| !opts.freeze.contains_key(*n)).collect();
+
+    let mut tensors: Vec<TensorDesc> = Vec::new();
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut weights = WeightsBuilder::new();
+    let mut arena_ids: Vec<u32> = Vec::new();
+    let add = |tensors: &mut Vec<TensorDesc>, name: &str, f: &Fact, location: Location| -> u32 {
+        let id = tensors.len() as u32;
+        tensors.push(TensorDesc {
+            name: name.to_string(),
+            dtype: f.dtype,
+            shape: f.shape.iter().map(|&d| d as u64).collect(),
+            location,
+        });
+        id
+    };
+    let arena_loc = |f: &Fact| Location::Arena { offset: 0, bytes: (f.numel() * f.dtype.size()) as u64 };
+
+    for name in &runtime_inputs {
+        let f = fact(name)?;
+        let id = add(&mut tensors, name, f, arena_loc(f));
+        ids.insert(name.to_string(), id);
+        arena_ids.push(id);
+    }
+    let mut const_id = |tensors: &mut Vec<TensorDesc>, ids: &mut HashMap<String, u32>, name: &str, t: &Arc<Tensor>| -> u32 {
+        if let Some(&id) = ids.get(name) {
+            return id;
+        }
+        let loc = weights.push(t.bytes());
+        let id = add(tensors, name, &Fact::constant(t.clone()), loc);
+        ids.insert(name.to_string(), id);
+        id
+    };
+
+    let mut kernels = Vec::new();
+    for (node, _) in graph.nodes.iter().zip(&keep).filter(|(_, k)| **k) {
+        let mut inputs = Vec::with_capacity(node.inputs.len());
+        for name in &node.inputs {
+            if name.is_empty() {
+                inputs.push(None);
+                continue;
+            }
+            let f = fact(name)?;
+            let id = match (&f.value, ids.get(name)) {
+                (_, Some(&id)) => id,
+                (Some(t), None) => const_id(&mut tensors, &mut ids, name, t),
+                (None, None) => return Err(BuildError::Internal(format!("value '{name}' has no tensor"))),
+            };
+            inputs.push(Some(id));
+        }
+        // Every output the op produces gets a buffer, named or not.
+        let out_facts = sinter_ir::infer::infer_node(node, &node.inputs.iter().map(|n| if n.is_empty() { None } else { facts.get(n) }).collect::<Vec<_>>())?;
+        let mut outputs = Vec::with_capacity(out_facts.len());
+        for (i, f) in out_facts.iter().enumerate() {
+            let name = match node.outputs.get(i) {
+                Some(n) if !n.is_empty() => n.clone(),
+                _ => format!("{}:unused{}", node.name, i),
+            };
+            let id = add(&mut tensors, &name, f, arena_loc(f));
+            ids.insert(name, id);
+            arena_ids.push(id);
+            outputs.push(id);
+        }
+        kernels.push(KernelDesc {
+            op_type: node.op_type.clone(),
+            opset: node.opset,
+            attrs: node.attrs.clone(),
+            inputs,
+            outputs,
+            nodes: vec![SourceNode { name: node.name.clone(), op_type: node.op_type.clone() }],
+        });
+    }
+
+    let mut outputs = Vec::new();
+    for o in &graph.outputs {
+        let f = fact(&o.name)?;
+        let id = match (ids.get(&o.name), &f.value) {
+            (Some(&id), _) => id,
+            (None, Some(t)) => const_id(&mut tensors, &mut ids, &o.name, t),
+            (None, None) => return Err(BuildError::Internal(format!("output '{}' has no tensor", o.name))),
+        };
+        outputs.push(Binding { name: o.name.clone(), tensor: id });
+    }
+    let inputs = runtime_inputs.iter().map(|n| Binding { name: n.to_string(), tensor: ids[*n] }).collect();
+
+    let output_ids: Vec<u32> = outputs.iter().map(|b: &Binding| b.tensor).collect();
+    let layout = memory::plan_arena(&tensors, &kernels, &arena_ids, &output_ids);
+    for (id, offset) in &layout.offsets {
+        if let Location::Arena { bytes, .. } = tensors[*id as usize].location {
+            tensors[*id as usize].location = Location::Arena { offset: *offset, bytes };
+        }
+    }
+
+    let weights = weights.finish();
+    let report = BuildReport {
+        model_nodes: graph.nodes.len(),
+        folded_nodes: graph.nodes.len() - kernels.len(),
+        kernels: kernels.len(),
+        weights_bytes: weights.len() as u64,
+        arena_bytes: layout.arena_bytes,
+        activations_bytes: layout.total_bytes,
+        build_time: start.elapsed(),
+    };
+    let meta = PlanMeta {
+        model_name: graph.name.clone(),
+        source_nodes: graph.nodes.len() as u64,
+        inputs,
+        outputs,
+        tensors,
+        kernels,
+        arena_bytes: layout.arena_bytes,
+    };
+    let plan = Plan::new(meta, weights)?;
+    Ok((plan, report))
+}

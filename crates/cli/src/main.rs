@@ -1,1 +1,87 @@
-fn main() {}
+//! `sinter`: build a plan from ONNX, run it, inspect it, benchmark it.
+
+mod bench;
+mod build;
+mod inputs;
+mod inspect;
+mod progress;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "sinter", version, about = "Sinter: build ONNX models into plans and run them")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Optimize an ONNX model into a plan file.
+    Build {
+        model: PathBuf,
+        /// Output plan file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Input shapes, e.g. `x:1x3x224x224,mask:1x16` (needed for symbolic dims).
+        #[arg(long)]
+        shapes: Option<String>,
+    },
+    /// Run a plan on .npy inputs (random, seeded, where not given).
+    Run {
+        plan: PathBuf,
+        /// `NAME=FILE.npy`, repeatable.
+        #[arg(long = "input", value_name = "NAME=FILE")]
+        inputs: Vec<String>,
+        /// Write each output as DIR/<output name>.npy.
+        #[arg(long)]
+        output_dir: Option<PathBuf>,
+        /// Seed for inputs not given.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Show a plan's header, inputs, outputs and kernels without loading its weights.
+    Inspect {
+        plan: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure load time, first inference and steady-state latency.
+    Bench {
+        plan: PathBuf,
+        /// Worker threads, each running its own execution context.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        #[arg(long, default_value_t = 50)]
+        iterations: usize,
+        #[arg(long)]
+        json: bool,
+        /// `NAME=FILE.npy`, repeatable (random where not given).
+        #[arg(long = "input", value_name = "NAME=FILE")]
+        inputs: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build { model, output, shapes } => build::run(&model, &output, shapes.as_deref()),
+        Command::Run { plan, inputs, output_dir, seed } => run::run(&plan, &inputs, output_dir.as_deref(), seed),
+        Command::Inspect { plan, json } => inspect::run(&plan, json),
+        Command::Bench { plan, threads, warmup, iterations, json, inputs } => {
+            bench::run(&plan, &bench::Settings { threads, warmup, iterations, json }, &inputs)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,17 @@
-//! Runtime.
+//! Sinter's runtime: loads a plan, checks it, and runs its kernels on the CPU.
+//!
+//! An [`Engine`] holds one loaded plan (weights mapped, shared); each [`Context`]
+//! owns one activation arena, so several threads can run the same engine at once.
+
+mod arena;
+mod context;
+mod engine;
+mod error;
+mod kernels;
+mod prepare;
+
+pub use context::Context;
+pub use engine::{Engine, IoInfo};
+pub use error::RuntimeError;
+pub use sinter_ir::{DType, Tensor, View};
+pub use sinter_plan::Plan;

@@ -1,0 +1,14 @@
+/// Errors of building a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Onnx(#[from] sinter_onnx::OnnxError),
+    #[error(transparent)]
+    Ir(#[from] sinter_ir::IrError),
+    #[error(transparent)]
+    Plan(#[from] sinter_plan::PlanError),
+    #[error("{0}")]
+    Shapes(String),
+    #[error("internal builder error: {0}")]
+    Internal(String),
+}

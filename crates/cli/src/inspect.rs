@@ -1,0 +1,70 @@
+use anyhow::{Context, Result};
+use serde_json::json;
+use sinter_plan::{Location, PlanInfo, TensorDesc};
+use std::path::Path;
+
+fn io_json(t: &TensorDesc) -> serde_json::Value {
+    json!({ "name": t.name, "shape": t.shape, "dtype": t.dtype.name() })
+}
+
+/// Reads only the header and the schedule: inspecting a plan never touches its weights.
+pub fn run(plan: &Path, as_json: bool) -> Result<()> {
+    let info = PlanInfo::read(plan).with_context(|| format!("reading {}", plan.display()))?;
+    let (header, meta) = (&info.header, &info.meta);
+    let tensor = |id: u32| meta.tensors.get(id as usize);
+    let ios = |b: &[sinter_plan::Binding]| b.iter().filter_map(|b| tensor(b.tensor)).collect::<Vec<_>>();
+    let (inputs, outputs) = (ios(&meta.inputs), ios(&meta.outputs));
+    if as_json {
+        let kernels: Vec<_> = meta
+            .kernels
+            .iter()
+            .map(|k| {
+                json!({
+                    "op_type": k.op_type,
+                    "nodes": k.nodes.iter().map(|n| json!({"name": n.name, "op_type": n.op_type})).collect::<Vec<_>>(),
+                    "inputs": k.inputs.iter().map(|i| i.and_then(tensor).map(|t| t.name.clone())).collect::<Vec<_>>(),
+                    "outputs": k.outputs.iter().filter_map(|&i| tensor(i)).map(|t| t.name.clone()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let v = json!({
+            "format_version": header.format_version,
+            "producer": header.producer,
+            "target": header.target,
+            "model": meta.model_name,
+            "source_nodes": meta.source_nodes,
+            "inputs": inputs.iter().map(|t| io_json(t)).collect::<Vec<_>>(),
+            "outputs": outputs.iter().map(|t| io_json(t)).collect::<Vec<_>>(),
+            "kernels": kernels,
+            "weights_bytes": header.weights.len,
+            "arena_bytes": meta.arena_bytes,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("plan {}", plan.display());
+    println!("  format v{}, produced by sinter {}, target {}", header.format_version, header.producer, header.target);
+    println!("  model '{}': {} ONNX nodes -> {} kernels", meta.model_name, meta.source_nodes, meta.kernels.len());
+    println!("  weights {} bytes, arena {} bytes", header.weights.len, meta.arena_bytes);
+    for (label, list) in [("inputs", &inputs), ("outputs", &outputs)] {
+        println!("{label}:");
+        for t in list {
+            println!("  {} {}{:?}", t.name, t.dtype, t.shape);
+        }
+    }
+    println!("kernels:");
+    for (i, k) in meta.kernels.iter().enumerate() {
+        let names: Vec<&str> = k.nodes.iter().map(|n| n.name.as_str()).collect();
+        let out = k.outputs.first().and_then(|&o| tensor(o));
+        let shape = out.map(|t| format!("{}{:?}", t.dtype, t.shape)).unwrap_or_default();
+        let weights: u64 = k
+            .inputs
+            .iter()
+            .flatten()
+            .filter_map(|&i| tensor(i))
+            .map(|t| if let Location::Weights { bytes, .. } = t.location { bytes } else { 0 })
+            .sum();
+        println!("  {i:4} {:<20} {:<40} -> {shape} (weights {weights} B)", k.op_type, names.join(","));
+    }
+    Ok(())
+}

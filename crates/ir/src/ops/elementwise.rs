@@ -1,3 +1,0 @@
-use super::OpSpec;
-
-pub(crate) const OPS: &[OpSpec] = &[];

@@ -1,0 +1,200 @@
+//! The fixed 128-byte file header, encoded by hand (not serde) so its layout is frozen
+//! independently of any library version. See docs/plan-format.md for the byte table.
+
+use crate::error::{PlanError, Result};
+use xxhash_rust::xxh3::xxh3_64;
+
+pub const MAGIC: [u8; 8] = *b"SINTPLAN";
+/// The newest (and only) format version this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+pub const HEADER_SIZE: usize = 128;
+/// Alignment of the weight section in the file and of every tensor inside it.
+pub const ALIGN: u64 = 64;
+/// Size of the fixed, zero-padded UTF-8 string fields (producer, target).
+pub const FIXED_STR_LEN: usize = 24;
+/// The version of the crate that wrote a plan.
+pub const PRODUCER: &str = env!("CARGO_PKG_VERSION");
+/// Target of plans that run on any machine.
+pub const DEFAULT_TARGET: &str = "generic";
+
+const _: () = assert!(PRODUCER.len() <= FIXED_STR_LEN, "crate version does not fit the header");
+
+// Field offsets (v1).
+const OFF_VERSION: usize = 8;
+const OFF_HEADER_SIZE: usize = 12;
+const OFF_PRODUCER: usize = 16;
+const OFF_TARGET: usize = 40;
+const OFF_META: usize = 64;
+const OFF_WEIGHTS: usize = 88;
+const OFF_FILE_LEN: usize = 112;
+const OFF_HEADER_CHECKSUM: usize = 120;
+
+/// A byte range of the file and the xxh3-64 of its contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Section {
+    pub offset: u64,
+    pub len: u64,
+    pub checksum: u64,
+}
+
+impl Section {
+    /// One past the last byte; cannot overflow for a decoded header (checked on decode).
+    pub fn end(&self) -> u64 {
+        self.offset.saturating_add(self.len)
+    }
+}
+
+/// The decoded file header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub format_version: u32,
+    /// Version of the sinter crate that wrote the plan.
+    pub producer: String,
+    /// What machine the kernels were chosen for ("generic" runs anywhere).
+    pub target: String,
+    pub meta: Section,
+    pub weights: Section,
+    /// Total length of the file, header included.
+    pub file_len: u64,
+}
+
+/// Where the sections of a v1 file go: meta right after the header, weights at the
+/// next 64-byte boundary, nothing after the weights. Returns (weights offset, file length).
+fn layout(meta_len: u64, weights_len: u64) -> Option<(u64, u64)> {
+    let meta_end = (HEADER_SIZE as u64).checked_add(meta_len)?;
+    let weights_offset = meta_end.checked_next_multiple_of(ALIGN)?;
+    Some((weights_offset, weights_offset.checked_add(weights_len)?))
+}
+
+/// Checks that `s` fits a fixed string field and round-trips through it.
+pub(crate) fn check_fixed_str(what: &str, s: &str) -> Result<()> {
+    if s.len() > FIXED_STR_LEN || s.contains('\0') {
+        return Err(PlanError::Invalid(format!(
+            "{what} {s:?} must be at most {FIXED_STR_LEN} bytes of UTF-8 without NUL"
+        )));
+    }
+    Ok(())
+}
+
+impl Header {
+    /// The v1 header for the given section contents.
+    pub(crate) fn new(meta: &[u8], weights: &[u8], target: &str) -> Result<Header> {
+        check_fixed_str("target", target)?;
+        let (weights_offset, file_len) = layout(meta.len() as u64, weights.len() as u64)
+            .ok_or_else(|| PlanError::Invalid("plan is larger than 2^64 bytes".into()))?;
+        Ok(Header {
+            format_version: FORMAT_VERSION,
+            producer: PRODUCER.to_string(),
+            target: target.to_string(),
+            meta: Section { offset: HEADER_SIZE as u64, len: meta.len() as u64, checksum: xxh3_64(meta) },
+            weights: Section { offset: weights_offset, len: weights.len() as u64, checksum: xxh3_64(weights) },
+            file_len,
+        })
+    }
+
+    /// The header bytes. Strings longer than their field (impossible for headers built by
+    /// this crate, which checks them) are cut at a character boundary.
+    pub(crate) fn encode(&self) -> [u8; HEADER_SIZE] {
+        let mut b = [0u8; HEADER_SIZE];
+        b[..8].copy_from_slice(&MAGIC);
+        put(&mut b, OFF_VERSION, &self.format_version.to_le_bytes());
+        put(&mut b, OFF_HEADER_SIZE, &(HEADER_SIZE as u32).to_le_bytes());
+        put_str(&mut b, OFF_PRODUCER, &self.producer);
+        put_str(&mut b, OFF_TARGET, &self.target);
+        for (off, s) in [(OFF_META, &self.meta), (OFF_WEIGHTS, &self.weights)] {
+            put(&mut b, off, &s.offset.to_le_bytes());
+            put(&mut b, off + 8, &s.len.to_le_bytes());
+            put(&mut b, off + 16, &s.checksum.to_le_bytes());
+        }
+        put(&mut b, OFF_FILE_LEN, &self.file_len.to_le_bytes());
+        let sum = xxh3_64(&b[..OFF_HEADER_CHECKSUM]);
+        put(&mut b, OFF_HEADER_CHECKSUM, &sum.to_le_bytes());
+        b
+    }
+
+    /// Decodes and checks the header from the first bytes of a file (`prefix` may be the
+    /// whole file or just its beginning). Checks, in order: magic, format version (these
+    /// 12 bytes keep their meaning in every version), header length, header checksum,
+    /// string fields, and that the sections are laid out as v1 requires.
+    /// Does not look at the sections themselves.
+    pub fn decode(prefix: &[u8]) -> Result<Header> {
+        let magic_len = prefix.len().min(MAGIC.len());
+        if prefix[..magic_len] != MAGIC[..magic_len] {
+            return Err(PlanError::NotAPlan { found: prefix[..magic_len].to_vec() });
+        }
+        if let Some(v) = prefix.get(OFF_VERSION..OFF_VERSION + 4) {
+            let version = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+            if version > FORMAT_VERSION {
+                return Err(PlanError::NewerVersion { version, supported: FORMAT_VERSION });
+            }
+            if version == 0 {
+                return Err(PlanError::Corrupted("format version 0 does not exist".into()));
+            }
+        }
+        let Some(b) = prefix.first_chunk::<HEADER_SIZE>() else {
+            return Err(PlanError::TruncatedHeader { actual: prefix.len() as u64 });
+        };
+        let header_size = u32_at(b, OFF_HEADER_SIZE);
+        if header_size as usize != HEADER_SIZE {
+            return Err(PlanError::Corrupted(format!(
+                "header size is {header_size}, format version 1 has {HEADER_SIZE}"
+            )));
+        }
+        if xxh3_64(&b[..OFF_HEADER_CHECKSUM]) != u64_at(b, OFF_HEADER_CHECKSUM) {
+            return Err(PlanError::ChecksumMismatch { section: "header" });
+        }
+        let section = |off| Section { offset: u64_at(b, off), len: u64_at(b, off + 8), checksum: u64_at(b, off + 16) };
+        let h = Header {
+            format_version: u32_at(b, OFF_VERSION),
+            producer: get_str(b, OFF_PRODUCER, "producer")?,
+            target: get_str(b, OFF_TARGET, "target")?,
+            meta: section(OFF_META),
+            weights: section(OFF_WEIGHTS),
+            file_len: u64_at(b, OFF_FILE_LEN),
+        };
+        let expected = layout(h.meta.len, h.weights.len);
+        if h.meta.offset != HEADER_SIZE as u64 || expected != Some((h.weights.offset, h.file_len)) {
+            return Err(PlanError::Corrupted(format!(
+                "impossible section layout: meta at {}+{}, weights at {}+{}, file length {}",
+                h.meta.offset, h.meta.len, h.weights.offset, h.weights.len, h.file_len
+            )));
+        }
+        Ok(h)
+    }
+}
+
+fn put(b: &mut [u8; HEADER_SIZE], off: usize, v: &[u8]) {
+    b[off..off + v.len()].copy_from_slice(v);
+}
+
+fn put_str(b: &mut [u8; HEADER_SIZE], off: usize, s: &str) {
+    let mut n = s.len().min(FIXED_STR_LEN);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    put(b, off, &s.as_bytes()[..n]);
+}
+
+fn u32_at(b: &[u8; HEADER_SIZE], off: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[off..off + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn u64_at(b: &[u8; HEADER_SIZE], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// A zero-padded UTF-8 field: text, then only zero bytes.
+fn get_str(b: &[u8; HEADER_SIZE], off: usize, what: &str) -> Result<String> {
+    let field = &b[off..off + FIXED_STR_LEN];
+    let n = field.iter().position(|&c| c == 0).unwrap_or(FIXED_STR_LEN);
+    let (text, pad) = field.split_at(n);
+    let bad = || PlanError::Corrupted(format!("header {what} field is not zero-padded UTF-8"));
+    if pad.iter().any(|&c| c != 0) {
+        return Err(bad());
+    }
+    std::str::from_utf8(text).map(str::to_string).map_err(|_| bad())
+}

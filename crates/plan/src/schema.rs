@@ -1,0 +1,126 @@
+//! The plan's schedule: what the runtime needs besides the weight bytes.
+//! Every integer is fixed-width (postcard varints, little endian), so a plan built on
+//! one machine reads the same on any other.
+
+use serde::{Deserialize, Serialize};
+use sinter_ir::{Attrs, DType};
+
+/// Index into [`PlanMeta::tensors`].
+pub type TensorId = u32;
+
+/// Where a tensor's bytes live at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Location {
+    /// In the execution context's activation arena.
+    Arena { offset: u64, bytes: u64 },
+    /// In the plan's weight blob (read-only, shared by all contexts).
+    Weights { offset: u64, bytes: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TensorDesc {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<u64>,
+    pub location: Location,
+}
+
+/// The ONNX node a kernel was built from (for `sinter inspect` and error messages).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceNode {
+    pub name: String,
+    pub op_type: String,
+}
+
+/// One step of the schedule: an op (rebuilt and validated from its type and attributes
+/// at load time) reading and writing tensors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KernelDesc {
+    pub op_type: String,
+    pub opset: i64,
+    pub attrs: Attrs,
+    /// `None` is an omitted optional input.
+    pub inputs: Vec<Option<TensorId>>,
+    pub outputs: Vec<TensorId>,
+    pub nodes: Vec<SourceNode>,
+}
+
+/// A named graph input or output bound to a tensor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    pub name: String,
+    pub tensor: TensorId,
+}
+
+/// Everything in a plan except the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanMeta {
+    /// Name of the source model (graph name or file stem).
+    pub model_name: String,
+    /// Number of nodes in the source ONNX model, for summaries.
+    pub source_nodes: u64,
+    pub inputs: Vec<Binding>,
+    pub outputs: Vec<Binding>,
+    pub tensors: Vec<TensorDesc>,
+    pub kernels: Vec<KernelDesc>,
+    /// Size of the activation arena one execution context allocates.
+    pub arena_bytes: u64,
+}
+
+impl Location {
+    /// Byte offset within the arena or the weight blob.
+    pub fn offset(&self) -> u64 {
+        match *self {
+            Location::Arena { offset, .. } | Location::Weights { offset, .. } => offset,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn bytes(&self) -> u64 {
+        match *self {
+            Location::Arena { bytes, .. } | Location::Weights { bytes, .. } => bytes,
+        }
+    }
+
+    pub fn is_arena(&self) -> bool {
+        matches!(self, Location::Arena { .. })
+    }
+
+    pub fn is_weights(&self) -> bool {
+        matches!(self, Location::Weights { .. })
+    }
+}
+
+impl TensorDesc {
+    /// Number of elements, or `None` if it overflows `u64` (shapes come from untrusted files).
+    pub fn numel(&self) -> Option<u64> {
+        self.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
+    }
+
+    /// Size of the dense data in bytes, or `None` on overflow.
+    pub fn byte_size(&self) -> Option<u64> {
+        self.numel()?.checked_mul(self.dtype.size() as u64)
+    }
+}
+
+impl PlanMeta {
+    pub fn tensor(&self, id: TensorId) -> Option<&TensorDesc> {
+        self.tensors.get(usize::try_from(id).ok()?)
+    }
+
+    /// The graph input bound under `name`.
+    pub fn input(&self, name: &str) -> Option<&Binding> {
+        self.inputs.iter().find(|b| b.name == name)
+    }
+
+    /// The graph output bound under `name`.
+    pub fn output(&self, name: &str) -> Option<&Binding> {
+        self.outputs.iter().find(|b| b.name == name)
+    }
+
+    /// The id of the first tensor called `name`.
+    pub fn tensor_id(&self, name: &str) -> Option<TensorId> {
+        let i = self.tensors.iter().position(|t| t.name == name)?;
+        TensorId::try_from(i).ok()
+    }
+}

@@ -1,0 +1,133 @@
+use crate::arena::Arena;
+use crate::engine::Shared;
+use crate::error::{Result, RuntimeError};
+use crate::prepare::{weight_bytes, Slot};
+use sinter_ir::{Tensor, View, ViewMut};
+use sinter_plan::Location;
+use std::borrow::Borrow;
+use std::sync::Arc;
+
+/// One execution context: an activation arena and scratch space, reused by every run.
+/// Running allocates no activation memory.
+pub struct Context {
+    shared: Arc<Shared>,
+    arena: Arena,
+    scratch: Vec<f32>,
+}
+
+fn names(list: &[(crate::IoInfo, Slot)]) -> String {
+    list.iter().map(|(i, _)| i.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+impl Context {
+    pub(crate) fn new(shared: Arc<Shared>) -> Context {
+        let arena = Arena::new(shared.plan.meta().arena_bytes as usize);
+        let scratch = vec![0.0; shared.scratch_floats];
+        Context { shared, arena, scratch }
+    }
+
+    /// Copies `t` into the arena slot of input `name`, checking dtype and shape.
+    pub fn set_input(&mut self, name: &str, t: &Tensor) -> Result<()> {
+        let (info, slot) = self
+            .shared
+            .inputs
+            .iter()
+            .find(|(i, _)| i.name == name)
+            .ok_or_else(|| RuntimeError::UnknownInput { name: name.to_string(), expected: names(&self.shared.inputs) })?;
+        if t.dtype() != info.dtype || t.shape() != info.shape.as_slice() {
+            return Err(RuntimeError::InputMismatch {
+                name: name.to_string(),
+                expected_dtype: info.dtype,
+                expected_shape: info.shape.clone(),
+                dtype: t.dtype(),
+                shape: t.shape().to_vec(),
+            });
+        }
+        let (off, len) = slot.range();
+        self.arena_bytes_mut(off as usize, len as usize).copy_from_slice(t.bytes());
+        Ok(())
+    }
+
+    fn arena_bytes_mut(&mut self, off: usize, len: usize) -> &mut [u8] {
+        // SAFETY: slots were checked to lie inside the arena at load time.
+        unsafe { std::slice::from_raw_parts_mut(self.arena.base().add(off), len) }
+    }
+
+    /// Runs every kernel on the inputs already set.
+    pub fn run(&mut self) -> Result<()> {
+        let shared = self.shared.clone();
+        let base = self.arena.base();
+        for (index, k) in shared.kernels.iter().enumerate() {
+            let ins: Vec<Option<View>> = k.inputs.iter().map(|s| s.as_ref().map(|s| view(&shared.plan, base, s))).collect();
+            let mut outs: Vec<ViewMut> = k
+                .outputs
+                .iter()
+                .map(|s| {
+                    let (off, len) = s.range();
+                    // SAFETY: outputs are arena slots, pairwise disjoint and disjoint
+                    // from this kernel's inputs (checked at load).
+                    let data = unsafe { std::slice::from_raw_parts_mut(base.add(off as usize), len as usize) };
+                    ViewMut { dtype: s.dtype, shape: &s.shape, data }
+                })
+                .collect();
+            k.exec.run(&ins, &mut outs, &mut self.scratch).map_err(|source| RuntimeError::Kernel {
+                index,
+                op_type: k.op_type.clone(),
+                node: k.node.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The current value of output `index` (valid until the next run).
+    pub fn output(&self, index: usize) -> Option<View<'_>> {
+        let (_, s) = self.shared.outputs.get(index)?;
+        let (off, len) = s.range();
+        let data = match s.loc {
+            Location::Arena { .. } => self.arena.bytes().get(off as usize..(off + len) as usize)?,
+            Location::Weights { .. } => weight_bytes(&self.shared.plan, s)?,
+        };
+        Some(View { dtype: s.dtype, shape: &s.shape, data })
+    }
+
+    /// Sets all inputs by name, runs, and copies the outputs out.
+    pub fn run_with<N: AsRef<str>, T: Borrow<Tensor>>(&mut self, inputs: &[(N, T)]) -> Result<Vec<(String, Tensor)>> {
+        let shared = self.shared.clone();
+        for (i, (name, _)) in inputs.iter().enumerate() {
+            let name = name.as_ref();
+            if !shared.inputs.iter().any(|(info, _)| info.name == name) {
+                return Err(RuntimeError::UnknownInput { name: name.to_string(), expected: names(&shared.inputs) });
+            }
+            if inputs[..i].iter().any(|(n, _)| n.as_ref() == name) {
+                return Err(RuntimeError::DuplicateInput(name.to_string()));
+            }
+        }
+        for (info, _) in &shared.inputs {
+            let t = inputs
+                .iter()
+                .find(|(n, _)| n.as_ref() == info.name)
+                .map(|(_, t)| t.borrow())
+                .ok_or_else(|| RuntimeError::MissingInput { name: info.name.clone(), expected: names(&shared.inputs) })?;
+            self.set_input(&info.name, t)?;
+        }
+        self.run()?;
+        (0..shared.outputs.len())
+            .map(|i| {
+                let v = self.output(i).ok_or_else(|| RuntimeError::UnknownOutput(shared.outputs[i].0.name.clone()))?;
+                Ok((shared.outputs[i].0.name.clone(), v.to_tensor()))
+            })
+            .collect()
+    }
+}
+
+/// A view of an operand during a run.
+fn view<'a>(plan: &'a sinter_plan::Plan, base: *mut u8, s: &'a Slot) -> View<'a> {
+    let data: &[u8] = match s.loc {
+        // SAFETY: arena slots lie inside the arena (checked at load), and no output of
+        // the running kernel overlaps its inputs (checked at load).
+        Location::Arena { offset, bytes } => unsafe { std::slice::from_raw_parts(base.add(offset as usize), bytes as usize) },
+        Location::Weights { .. } => weight_bytes(plan, s).unwrap_or(&[]),
+    };
+    View { dtype: s.dtype, shape: &s.shape, data }
+}

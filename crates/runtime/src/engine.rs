@@ -1,0 +1,86 @@
+use crate::context::Context;
+use crate::error::{Result, RuntimeError};
+use crate::prepare::{self, Prepared, Slot};
+use sinter_ir::{DType, Tensor};
+use sinter_plan::Plan;
+use std::borrow::Borrow;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A graph input or output of a plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IoInfo {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+pub(crate) struct Shared {
+    pub plan: Plan,
+    pub kernels: Vec<Prepared>,
+    pub inputs: Vec<(IoInfo, Slot)>,
+    pub outputs: Vec<(IoInfo, Slot)>,
+    pub scratch_floats: usize,
+}
+
+/// A loaded plan, ready to run. Cheap to share between threads: weights are mapped
+/// once; each [`Context`] owns its own activation arena.
+pub struct Engine {
+    shared: Arc<Shared>,
+    /// Contexts reused by [`Engine::run`], so repeated calls allocate no arena.
+    idle: Mutex<Vec<Context>>,
+}
+
+impl Engine {
+    /// Loads a plan file (memory-mapped) and prepares its kernels.
+    pub fn load(path: impl AsRef<Path>) -> Result<Engine> {
+        Engine::new(Plan::load(path.as_ref())?)
+    }
+
+    /// Prepares an in-memory plan.
+    pub fn new(plan: Plan) -> Result<Engine> {
+        let kernels = prepare::prepare(&plan)?;
+        let meta = plan.meta();
+        let wlen = plan.weights().len() as u64;
+        let io = |b: &sinter_plan::Binding| -> Result<(IoInfo, Slot)> {
+            let s = prepare::slot(meta, wlen, b.tensor)?;
+            Ok((IoInfo { name: b.name.clone(), dtype: s.dtype, shape: s.shape.clone() }, s))
+        };
+        let inputs = meta.inputs.iter().map(io).collect::<Result<Vec<_>>>()?;
+        let outputs = meta.outputs.iter().map(io).collect::<Result<Vec<_>>>()?;
+        if let Some((i, _)) = inputs.iter().find(|(_, s)| !s.is_arena()) {
+            return Err(RuntimeError::InvalidPlan(format!("input '{}' is not in the activation arena", i.name)));
+        }
+        let scratch_floats = kernels.iter().map(|k| k.exec.scratch_floats()).max().unwrap_or(0);
+        Ok(Engine { shared: Arc::new(Shared { plan, kernels, inputs, outputs, scratch_floats }), idle: Mutex::new(Vec::new()) })
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.shared.plan
+    }
+
+    pub fn inputs(&self) -> Vec<IoInfo> {
+        self.shared.inputs.iter().map(|(i, _)| i.clone()).collect()
+    }
+
+    pub fn outputs(&self) -> Vec<IoInfo> {
+        self.shared.outputs.iter().map(|(i, _)| i.clone()).collect()
+    }
+
+    /// A new execution context with its own arena (allocated once, reused by every run).
+    pub fn context(&self) -> Context {
+        Context::new(self.shared.clone())
+    }
+
+    /// Runs the plan on named inputs; every plan input must be given once.
+    /// Returns the outputs in plan order. Safe to call from several threads.
+    pub fn run<N: AsRef<str>, T: Borrow<Tensor>>(&self, inputs: &[(N, T)]) -> Result<Vec<(String, Tensor)>> {
+        let idle = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
+        let mut ctx = idle.unwrap_or_else(|| self.context());
+        let result = ctx.run_with(inputs);
+        if let Ok(mut v) = self.idle.lock() {
+            v.push(ctx);
+        }
+        result
+    }
+}

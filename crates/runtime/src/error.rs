@@ -1,0 +1,33 @@
+use sinter_ir::{DType, IrError};
+use sinter_plan::PlanError;
+
+/// Errors of loading or running a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("invalid plan: kernel {index} ({op_type} '{node}'): {msg}")]
+    InvalidKernel { index: usize, op_type: String, node: String, msg: String },
+    #[error("invalid plan: {0}")]
+    InvalidPlan(String),
+    #[error("kernel {index} ({op_type} '{node}') failed: {source}")]
+    Kernel {
+        index: usize,
+        op_type: String,
+        node: String,
+        #[source]
+        source: IrError,
+    },
+    #[error("unknown input '{name}'; the plan's inputs are: {expected}")]
+    UnknownInput { name: String, expected: String },
+    #[error("missing input '{name}'; the plan's inputs are: {expected}")]
+    MissingInput { name: String, expected: String },
+    #[error("input '{name}' must be {expected_dtype}{expected_shape:?}, got {dtype}{shape:?}")]
+    InputMismatch { name: String, expected_dtype: DType, expected_shape: Vec<usize>, dtype: DType, shape: Vec<usize> },
+    #[error("input '{0}' is given more than once")]
+    DuplicateInput(String),
+    #[error("unknown output '{0}'")]
+    UnknownOutput(String),
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
