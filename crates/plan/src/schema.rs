@@ -1,6 +1,6 @@
 //! The plan's schedule: what the runtime needs besides the weight bytes.
-//! Every integer is fixed-width (postcard varints, little endian), so a plan built on
-//! one machine reads the same on any other.
+//! Postcard encodes integers as varints of their fixed-width values, independent of the
+//! host's endianness and pointer size, so a plan built on one machine reads the same on any other.
 
 use serde::{Deserialize, Serialize};
 use sinter_ir::{Attrs, DType};

@@ -54,7 +54,9 @@ pub(super) fn check_index_dtype(dtype: DType, what: &str) -> Result<()> {
 pub(super) fn to_dims(values: &[i64], what: &str) -> Result<Vec<usize>> {
     values
         .iter()
-        .map(|&v| usize::try_from(v).map_err(|_| IrError::Shape(format!("{what} has a negative entry {v}: {values:?}"))))
+        .map(|&v| {
+            usize::try_from(v).map_err(|_| IrError::Shape(format!("{what} has a negative entry {v}: {values:?}")))
+        })
         .collect()
 }
 

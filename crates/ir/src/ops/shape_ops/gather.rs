@@ -64,7 +64,10 @@ impl Op for Gather {
         if inner == 0 || o.data.is_empty() {
             return Ok(());
         }
-        let rows = idx.iter().map(|&j| wrap_index(j, n).ok_or_else(|| index_err("Gather", j, n))).collect::<Result<Vec<_>>>()?;
+        let rows = idx
+            .iter()
+            .map(|&j| wrap_index(j, n).ok_or_else(|| index_err("Gather", j, n)))
+            .collect::<Result<Vec<_>>>()?;
         let mut dst = o.data.chunks_exact_mut(inner);
         for block in d.data.chunks_exact(n * inner) {
             for &r in &rows {
@@ -136,7 +139,10 @@ impl Op for GatherElements {
         check_indices(d, i, "GatherElements")?;
         normalize_axis(self.axis, d.rank())?;
         if i.rank() != d.rank() {
-            return Err(IrError::Shape(format!("GatherElements: indices {:?} must have the rank of data {:?}", i.shape, d.shape)));
+            return Err(IrError::Shape(format!(
+                "GatherElements: indices {:?} must have the rank of data {:?}",
+                i.shape, d.shape
+            )));
         }
         Ok(vec![fact(d.dtype, i.shape.clone())?])
     }
@@ -331,7 +337,8 @@ fn scatter(
 /// Typed view of an output byte buffer (aligned: output buffers come from tensors/arenas).
 fn elems_mut_typed<T: crate::Elem>(b: &mut [u8]) -> Result<&mut [T]> {
     let len = b.len();
-    bytemuck::try_cast_slice_mut(b).map_err(|e| IrError::Data(format!("cannot view {len} output bytes as {}: {e}", T::DTYPE)))
+    bytemuck::try_cast_slice_mut(b)
+        .map_err(|e| IrError::Data(format!("cannot view {len} output bytes as {}: {e}", T::DTYPE)))
 }
 
 /// `ScatterElements` (and opset ≤ 10 `Scatter`): a copy of data with
@@ -482,7 +489,8 @@ impl Op for OneHot {
         Ok(vec![fact(v.dtype, self.out_shape(&i.shape, depth)?.1)?])
     }
     fn eval(&self, inputs: &[Option<View>], outputs: &mut [ViewMut]) -> Result<()> {
-        let (i, d, v) = (req_view(inputs, 0, "OneHot")?, req_view(inputs, 1, "OneHot")?, req_view(inputs, 2, "OneHot")?);
+        let (i, d, v) =
+            (req_view(inputs, 0, "OneHot")?, req_view(inputs, 1, "OneHot")?, req_view(inputs, 2, "OneHot")?);
         check_view(&i, "OneHot")?;
         check_view(&v, "OneHot")?;
         let depth = Self::depth(&d.to_i64_vec()?)?;
@@ -514,4 +522,3 @@ impl Op for OneHot {
         self
     }
 }
-

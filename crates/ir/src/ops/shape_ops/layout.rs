@@ -60,12 +60,16 @@ impl Op for Transpose {
 
 /// Checks an NCHW input of a block rearrangement and splits its dims.
 fn nchw(shape: &[usize], op: &str) -> Result<[usize; 4]> {
-    <[usize; 4]>::try_from(shape).map_err(|_| IrError::Shape(format!("{op} needs a 4-D NCHW input, got shape {shape:?}")))
+    <[usize; 4]>::try_from(shape)
+        .map_err(|_| IrError::Shape(format!("{op} needs a 4-D NCHW input, got shape {shape:?}")))
 }
 
 fn blocksize(a: &Attrs) -> Result<usize> {
     let b = a.int("blocksize")?.ok_or_else(|| Attrs::unsupported("blocksize", "is required"))?;
-    usize::try_from(b).ok().filter(|&b| b > 0).ok_or_else(|| Attrs::unsupported("blocksize", format!("must be positive, got {b}")))
+    usize::try_from(b)
+        .ok()
+        .filter(|&b| b > 0)
+        .ok_or_else(|| Attrs::unsupported("blocksize", format!("must be positive, got {b}")))
 }
 
 /// `DepthToSpace`: moves channel blocks into `blocksize`×`blocksize` spatial tiles, in
@@ -219,7 +223,9 @@ impl Tile {
         input
             .iter()
             .zip(&reps)
-            .map(|(&d, &r)| d.checked_mul(r).ok_or_else(|| IrError::Shape(format!("Tile of {input:?} by {reps:?} is too large"))))
+            .map(|(&d, &r)| {
+                d.checked_mul(r).ok_or_else(|| IrError::Shape(format!("Tile of {input:?} by {reps:?} is too large")))
+            })
             .collect()
     }
 }

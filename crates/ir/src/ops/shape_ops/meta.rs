@@ -107,7 +107,10 @@ impl Constant {
             0 => Err(Attrs::unsupported("value", "Constant needs exactly one value attribute, found none")),
             _ => Err(Attrs::unsupported(
                 found[1].0,
-                format!("Constant needs exactly one value attribute, found {:?}", found.iter().map(|f| f.0).collect::<Vec<_>>()),
+                format!(
+                    "Constant needs exactly one value attribute, found {:?}",
+                    found.iter().map(|f| f.0).collect::<Vec<_>>()
+                ),
             )),
         }
     }
@@ -140,7 +143,10 @@ impl ConstantOfShape {
             None => Tensor::scalar(0f32),
             Some(t) if t.len() == 1 => t.clone(),
             Some(t) => {
-                return Err(Attrs::unsupported("value", format!("must hold exactly one element, has shape {:?}", t.shape())))
+                return Err(Attrs::unsupported(
+                    "value",
+                    format!("must hold exactly one element, has shape {:?}", t.shape()),
+                ))
             }
         };
         Ok(Arc::new(ConstantOfShape { value }))
@@ -197,7 +203,9 @@ impl Range {
             DType::F32 | DType::F16 => {
                 let (s, l, d) = (start.to_f64_vec()[0], limit.to_f64_vec()[0], delta.to_f64_vec()[0]);
                 if d == 0.0 || !d.is_finite() || !s.is_finite() || !l.is_finite() {
-                    return Err(IrError::Data(format!("Range start {s}, limit {l}, delta {d} do not give a finite range")));
+                    return Err(IrError::Data(format!(
+                        "Range start {s}, limit {l}, delta {d} do not give a finite range"
+                    )));
                 }
                 let n = ((l - s) / d).ceil().max(0.0);
                 if n > (u32::MAX as f64) {

@@ -74,10 +74,14 @@ impl Pad {
             .zip(pads)
             .map(|(&d, &(b, e))| {
                 let n = (d as i128) + b as i128 + e as i128;
-                let n = usize::try_from(n)
-                    .map_err(|_| IrError::Shape(format!("Pad: pads {pads:?} give a negative or huge dim for {shape:?}")))?;
+                let n = usize::try_from(n).map_err(|_| {
+                    IrError::Shape(format!("Pad: pads {pads:?} give a negative or huge dim for {shape:?}"))
+                })?;
                 if d == 0 && n > 0 && self.mode != PadMode::Constant {
-                    return Err(IrError::Shape(format!("Pad: {:?} mode cannot pad an empty axis of {shape:?}", self.mode)));
+                    return Err(IrError::Shape(format!(
+                        "Pad: {:?} mode cannot pad an empty axis of {shape:?}",
+                        self.mode
+                    )));
                 }
                 Ok(n)
             })
@@ -137,7 +141,10 @@ impl Pad {
             Some(v) if !v.data.is_empty() => {
                 same_dtype(dtype, v.dtype, "Pad constant_value (same type as the data)")?;
                 if v.len() != 1 {
-                    return Err(IrError::Shape(format!("Pad constant_value must be a scalar, has shape {:?}", v.shape)));
+                    return Err(IrError::Shape(format!(
+                        "Pad constant_value must be a scalar, has shape {:?}",
+                        v.shape
+                    )));
                 }
                 Ok(v.data[..dtype.size()].to_vec())
             }

@@ -246,7 +246,10 @@ impl Op for TopK {
         let k = match self.k_attr {
             Some(k) => k,
             None => scalar_or(
-                Some(fact_i64s(inputs, 1, "TopK", "K")?.ok_or_else(|| IrError::MissingInput { op: "TopK".into(), index: 1 })?),
+                Some(
+                    fact_i64s(inputs, 1, "TopK", "K")?
+                        .ok_or_else(|| IrError::MissingInput { op: "TopK".into(), index: 1 })?,
+                ),
                 0,
                 "TopK",
                 "K",
@@ -297,7 +300,8 @@ impl NonZero {
         check_view(x, "NonZero")?;
         // A scalar behaves as a 1-element vector (numpy's nonzero on 0-d arrays).
         let shape: &[usize] = if x.shape.is_empty() { &[1] } else { x.shape };
-        let flags: Vec<bool> = crate::dispatch_dtype!(x.dtype, T => x.as_slice::<T>()?.iter().map(|v| v.is_nonzero()).collect());
+        let flags: Vec<bool> =
+            crate::dispatch_dtype!(x.dtype, T => x.as_slice::<T>()?.iter().map(|v| v.is_nonzero()).collect());
         let count = flags.iter().filter(|&&f| f).count();
         let rank = shape.len();
         let mut coords = vec![0i64; rank * count];

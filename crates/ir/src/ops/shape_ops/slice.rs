@@ -36,8 +36,14 @@ pub struct SlicePlan {
 impl Slice {
     pub(crate) fn build(a: &Attrs, opset: i64) -> Result<Arc<dyn Op>> {
         let attrs = if opset < 10 {
-            let need = |n: &str| a.ints(n)?.map(<[i64]>::to_vec).ok_or_else(|| Attrs::unsupported(n, "is required before opset 10"));
-            Some(SliceAttrs { starts: need("starts")?, ends: need("ends")?, axes: a.ints("axes")?.map(<[i64]>::to_vec) })
+            let need = |n: &str| {
+                a.ints(n)?.map(<[i64]>::to_vec).ok_or_else(|| Attrs::unsupported(n, "is required before opset 10"))
+            };
+            Some(SliceAttrs {
+                starts: need("starts")?,
+                ends: need("ends")?,
+                axes: a.ints("axes")?.map(<[i64]>::to_vec),
+            })
         } else {
             None
         };
@@ -82,11 +88,19 @@ impl Slice {
             } else if step > 0 {
                 s = s.clamp(0, d);
                 e = e.clamp(0, d);
-                if e > s { (e - s - 1) / step + 1 } else { 0 }
+                if e > s {
+                    (e - s - 1) / step + 1
+                } else {
+                    0
+                }
             } else {
                 s = s.clamp(0, d - 1);
                 e = e.clamp(-1, d - 1);
-                if s > e { (s - e - 1) / -step + 1 } else { 0 }
+                if s > e {
+                    (s - e - 1) / -step + 1
+                } else {
+                    0
+                }
             };
             plan.shape[a] = len as usize;
             if len > 0 {
@@ -290,8 +304,9 @@ impl Concat {
             if !compatible {
                 return Err(IrError::Shape(format!("Concat on axis {axis}: shapes {shapes:?} do not match")));
             }
-            out[axis] =
-                out[axis].checked_add(s[axis]).ok_or_else(|| IrError::Shape(format!("Concat of {shapes:?} is too large")))?;
+            out[axis] = out[axis]
+                .checked_add(s[axis])
+                .ok_or_else(|| IrError::Shape(format!("Concat of {shapes:?} is too large")))?;
         }
         Ok((axis, out))
     }
@@ -337,4 +352,3 @@ impl Op for Concat {
         self
     }
 }
-

@@ -154,9 +154,12 @@ fn split_uneven_and_sizes() {
     assert_eq!(parts.iter().map(|p| p.shape()[0]).collect::<Vec<_>>(), [4, 0, 3]);
     assert!(run("Split", Attrs::new(), 13, &[Some(x.clone()), vec1(&[2, 4])]).is_err());
     // 2-D along the last axis: np.split(arange(10).reshape(2, 5), [3], axis=1)
-    let parts = run("Split", attrs(&[("axis", AttrValue::Int(-1)), ("num_outputs", AttrValue::Int(2))]), 18, &[Some(
-        cast(&arange(&[2, 5]), DType::F16),
-    )])
+    let parts = run(
+        "Split",
+        attrs(&[("axis", AttrValue::Int(-1)), ("num_outputs", AttrValue::Int(2))]),
+        18,
+        &[Some(cast(&arange(&[2, 5]), DType::F16))],
+    )
     .unwrap();
     assert_eq!(vals(&parts[0]), [0, 1, 2, 5, 6, 7]);
     assert_eq!(vals(&parts[1]), [3, 4, 8, 9]);
@@ -184,16 +187,16 @@ fn gather_negative_indices() {
 #[test]
 fn gather_elements_and_nd() {
     // np.take_along_axis(arange(9).reshape(3, 3), [[-1, 0, 1], [2, -2, 0]], axis=0)
-    let y = run1("GatherElements", Attrs::new(), 13, &[
-        Some(arange(&[3, 3])),
-        Some(i64s(&[2, 3], &[-1, 0, 1, 2, -2, 0])),
-    ]);
+    let y =
+        run1("GatherElements", Attrs::new(), 13, &[Some(arange(&[3, 3])), Some(i64s(&[2, 3], &[-1, 0, 1, 2, -2, 0]))]);
     assert_eq!(vals(&y), [6, 1, 5, 6, 4, 2]);
     // batch_dims=1: [d[b][tuple(ind[b, 0])] for b in 0..2] = [7, 14]
-    let y = run1("GatherND", attrs(&[("batch_dims", AttrValue::Int(1))]), 13, &[
-        Some(arange(&[2, 3, 4])),
-        Some(i64s(&[2, 1, 2], &[1, -1, 0, 2])),
-    ]);
+    let y = run1(
+        "GatherND",
+        attrs(&[("batch_dims", AttrValue::Int(1))]),
+        13,
+        &[Some(arange(&[2, 3, 4])), Some(i64s(&[2, 1, 2], &[1, -1, 0, 2]))],
+    );
     assert_eq!((y.shape(), vals(&y)), (&[2usize, 1][..], vec![7, 14]));
     // slices: d[[1], [0]] rows of arange(6).reshape(3, 2)
     let y = run1("GatherND", Attrs::new(), 13, &[Some(arange(&[3, 2])), Some(i64s(&[2, 1], &[1, 0]))]);
@@ -203,27 +206,39 @@ fn gather_elements_and_nd() {
 #[test]
 fn scatter_elements_and_nd() {
     // ONNX ScatterElements example with axis=1: data [[1,2,3,4,5]], indices [[1,3]], updates [[1.1,2.1]]
-    let y = run1("ScatterElements", attrs(&[("axis", AttrValue::Int(1))]), 18, &[
-        Some(f32s(&[1, 5], &[1., 2., 3., 4., 5.])),
-        Some(i64s(&[1, 2], &[1, -2])),
-        Some(f32s(&[1, 2], &[1.5, 2.5])),
-    ]);
+    let y = run1(
+        "ScatterElements",
+        attrs(&[("axis", AttrValue::Int(1))]),
+        18,
+        &[Some(f32s(&[1, 5], &[1., 2., 3., 4., 5.])), Some(i64s(&[1, 2], &[1, -2])), Some(f32s(&[1, 2], &[1.5, 2.5]))],
+    );
     assert_eq!(y.as_slice::<f32>().unwrap(), &[1., 1.5, 3., 2.5, 5.]);
     // duplicates with add: index 1 twice
-    let y = run1("ScatterElements", attrs(&[("axis", AttrValue::Int(1)), ("reduction", AttrValue::String("add".into()))]), 18, &[
-        Some(f32s(&[1, 5], &[1., 2., 3., 4., 5.])),
-        Some(i64s(&[1, 2], &[1, 1])),
-        Some(f32s(&[1, 2], &[1.5, 2.5])),
-    ]);
+    let y = run1(
+        "ScatterElements",
+        attrs(&[("axis", AttrValue::Int(1)), ("reduction", AttrValue::String("add".into()))]),
+        18,
+        &[Some(f32s(&[1, 5], &[1., 2., 3., 4., 5.])), Some(i64s(&[1, 2], &[1, 1])), Some(f32s(&[1, 2], &[1.5, 2.5]))],
+    );
     assert_eq!(y.as_slice::<f32>().unwrap(), &[1., 6., 3., 4., 5.]);
     // ScatterND add: r[[1]] += [10,20,30,40]; r[[0]] += 1; r[[1]] += 100
-    let y = run1("ScatterND", attrs(&[("reduction", AttrValue::String("add".into()))]), 18, &[
-        Some(arange(&[2, 4])),
-        Some(i64s(&[3, 1], &[1, 0, 1])),
-        Some(i64s(&[3, 4], &[10, 20, 30, 40, 1, 1, 1, 1, 100, 100, 100, 100])),
-    ]);
+    let y = run1(
+        "ScatterND",
+        attrs(&[("reduction", AttrValue::String("add".into()))]),
+        18,
+        &[
+            Some(arange(&[2, 4])),
+            Some(i64s(&[3, 1], &[1, 0, 1])),
+            Some(i64s(&[3, 4], &[10, 20, 30, 40, 1, 1, 1, 1, 100, 100, 100, 100])),
+        ],
+    );
     assert_eq!(vals(&y), [1, 2, 3, 4, 114, 125, 136, 147]);
-    let bad = run("ScatterND", Attrs::new(), 13, &[Some(arange(&[2, 4])), Some(i64s(&[1, 1], &[2])), Some(i64s(&[1, 4], &[0; 4]))]);
+    let bad = run(
+        "ScatterND",
+        Attrs::new(),
+        13,
+        &[Some(arange(&[2, 4])), Some(i64s(&[1, 1], &[2])), Some(i64s(&[1, 4], &[0; 4]))],
+    );
     assert!(matches!(bad, Err(IrError::Data(_))), "{bad:?}");
 }
 
@@ -234,9 +249,10 @@ fn pad_reflect_edge_wrap_constant() {
     // np.pad(p, ((1, 1), (2, 3)), 'reflect'): pad 3 exceeds dim - 1 and reflects again
     let y = run1("Pad", mode("reflect"), 13, &[Some(p.clone()), vec1(&[1, 2, 1, 3])]);
     assert_eq!(y.shape(), &[4, 8]);
-    assert_eq!(vals(&y), [
-        6, 5, 4, 5, 6, 5, 4, 5, 3, 2, 1, 2, 3, 2, 1, 2, 6, 5, 4, 5, 6, 5, 4, 5, 3, 2, 1, 2, 3, 2, 1, 2
-    ]);
+    assert_eq!(
+        vals(&y),
+        [6, 5, 4, 5, 6, 5, 4, 5, 3, 2, 1, 2, 3, 2, 1, 2, 6, 5, 4, 5, 6, 5, 4, 5, 3, 2, 1, 2, 3, 2, 1, 2]
+    );
     // np.pad(p, ((0, 1), (2, 1)), 'edge')
     let y = run1("Pad", mode("edge"), 13, &[Some(p.clone()), vec1(&[0, 2, 1, 1])]);
     assert_eq!(vals(&y), [1, 1, 1, 2, 3, 3, 4, 4, 4, 5, 6, 6, 4, 4, 4, 5, 6, 6]);
@@ -293,7 +309,12 @@ fn layout_ops_match_numpy() {
         0, 2, 4, 12, 14, 16, 24, 26, 28, 36, 38, 40, 1, 3, 5, 13, 15, 17, 25, 27, 29, 37, 39, 41, 6, 8, 10, 18, 20, 22,
         30, 32, 34, 42, 44, 46, 7, 9, 11, 19, 21, 23, 31, 33, 35, 43, 45, 47,
     ];
-    let y = run1("SpaceToDepth", attrs(&[("blocksize", AttrValue::Int(2))]), 13, &[Some(cast(&arange(&[1, 2, 4, 6]), DType::I32))]);
+    let y = run1(
+        "SpaceToDepth",
+        attrs(&[("blocksize", AttrValue::Int(2))]),
+        13,
+        &[Some(cast(&arange(&[1, 2, 4, 6]), DType::I32))],
+    );
     assert_eq!((y.shape(), vals(&y)), (&[1usize, 8, 2, 3][..], s2d.to_vec()));
     // np.tile([[1, 2], [3, 4]], (2, 3)) on bools and bytes alike
     let t = run1("Tile", Attrs::new(), 13, &[Some(cast(&i64s(&[2, 2], &[1, 2, 3, 4]), DType::U8)), vec1(&[2, 3])]);
@@ -382,7 +403,10 @@ fn trilu_eyelike_onehot_nonzero() {
     assert_eq!(vals(&run1("Trilu", Attrs::new(), 14, &[Some(x.clone()), k(1)])), [0, 1, 2, 3, 0, 0, 6, 7, 0, 0, 0, 11]);
     let lower = attrs(&[("upper", AttrValue::Int(0))]);
     assert_eq!(vals(&run1("Trilu", lower, 14, &[Some(x.clone()), k(-1)])), [0, 0, 0, 0, 4, 0, 0, 0, 8, 9, 0, 0]);
-    assert_eq!(vals(&run1("Trilu", Attrs::new(), 14, &[Some(x.clone()), None])), [0, 1, 2, 3, 0, 5, 6, 7, 0, 0, 10, 11]);
+    assert_eq!(
+        vals(&run1("Trilu", Attrs::new(), 14, &[Some(x.clone()), None])),
+        [0, 1, 2, 3, 0, 5, 6, 7, 0, 0, 10, 11]
+    );
 
     // np.eye(3, 4, k=1, dtype=int32)
     let a = attrs(&[("k", AttrValue::Int(1)), ("dtype", AttrValue::Int(6))]);
@@ -390,11 +414,12 @@ fn trilu_eyelike_onehot_nonzero() {
     assert_eq!((e.dtype(), vals(&e)), (DType::I32, vec![0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]));
 
     // indices [-1, 0, 5] depth 3 axis 0 values [2, 7]: columns one-hot, 5 is out of range
-    let y = run1("OneHot", attrs(&[("axis", AttrValue::Int(0))]), 11, &[
-        Some(i64s(&[3], &[-1, 0, 5])),
-        Some(Tensor::scalar(3.0f32)),
-        Some(f32s(&[2], &[2., 7.])),
-    ]);
+    let y = run1(
+        "OneHot",
+        attrs(&[("axis", AttrValue::Int(0))]),
+        11,
+        &[Some(i64s(&[3], &[-1, 0, 5])), Some(Tensor::scalar(3.0f32)), Some(f32s(&[2], &[2., 7.]))],
+    );
     assert_eq!(y.shape(), &[3, 3]);
     assert_eq!(y.to_f64_vec(), [2., 7., 2., 2., 2., 2., 7., 2., 2.]);
 
@@ -402,10 +427,7 @@ fn trilu_eyelike_onehot_nonzero() {
     let y = run1("NonZero", Attrs::new(), 13, &[Some(f32s(&[2, 3], &[1., 0., -0., 0., 2., 3.]))]);
     assert_eq!((y.shape(), vals(&y)), (&[2usize, 3][..], vec![0, 1, 1, 0, 1, 2]));
     let op = build("NonZero", &Attrs::new(), 13).unwrap();
-    assert!(matches!(
-        op.infer(&[Some(&Fact::new(DType::F32, vec![2]))]),
-        Err(IrError::NotConstant { index: 0, .. })
-    ));
+    assert!(matches!(op.infer(&[Some(&Fact::new(DType::F32, vec![2]))]), Err(IrError::NotConstant { index: 0, .. })));
 }
 
 #[test]
@@ -426,8 +448,9 @@ fn cumsum_and_topk() {
     assert_eq!(r[0].as_slice::<f32>().unwrap(), &[3., 3., 5., 5.]);
     assert_eq!(vals(&r[1]), [0, 2, 1, 2]);
     // smallest 1 along axis 0, k as an attribute (opset 1 has no `largest`, so use 11)
-    let r = run("TopK", attrs(&[("largest", AttrValue::Int(0)), ("axis", AttrValue::Int(0))]), 11, &[Some(x), vec1(&[1])])
-        .unwrap();
+    let r =
+        run("TopK", attrs(&[("largest", AttrValue::Int(0)), ("axis", AttrValue::Int(0))]), 11, &[Some(x), vec1(&[1])])
+            .unwrap();
     assert_eq!(r[0].as_slice::<f32>().unwrap(), &[0., 1., 3., -1.]);
     assert_eq!(vals(&r[1]), [1, 0, 0, 1]);
     let r = run("TopK", attrs(&[("k", AttrValue::Int(3))]), 9, &[Some(i64s(&[4], &[4, 9, 1, 9]))]).unwrap();
@@ -438,9 +461,35 @@ fn cumsum_and_topk() {
 fn every_op_type_is_registered() {
     let names = crate::ops::supported_ops();
     for op in [
-        "Shape", "Size", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather",
-        "GatherElements", "GatherND", "ScatterElements", "ScatterND", "Expand", "Tile", "ConstantOfShape", "Range",
-        "Constant", "Pad", "DepthToSpace", "SpaceToDepth", "Trilu", "EyeLike", "OneHot", "CumSum", "TopK", "NonZero",
+        "Shape",
+        "Size",
+        "Reshape",
+        "Flatten",
+        "Transpose",
+        "Squeeze",
+        "Unsqueeze",
+        "Concat",
+        "Split",
+        "Slice",
+        "Gather",
+        "GatherElements",
+        "GatherND",
+        "ScatterElements",
+        "ScatterND",
+        "Expand",
+        "Tile",
+        "ConstantOfShape",
+        "Range",
+        "Constant",
+        "Pad",
+        "DepthToSpace",
+        "SpaceToDepth",
+        "Trilu",
+        "EyeLike",
+        "OneHot",
+        "CumSum",
+        "TopK",
+        "NonZero",
     ] {
         assert!(names.contains(&op), "{op} is not registered");
     }
