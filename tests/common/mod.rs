@@ -39,6 +39,17 @@ pub struct Tol {
 pub struct ErrStats {
     pub max_abs: f64,
     pub max_rel: f64,
+    /// Max relative error over elements with |expected| >= 1e-3 (relative error of values
+    /// near zero says little).
+    pub max_rel_significant: f64,
+}
+
+impl ErrStats {
+    pub fn merge(&mut self, o: ErrStats) {
+        self.max_abs = self.max_abs.max(o.max_abs);
+        self.max_rel = self.max_rel.max(o.max_rel);
+        self.max_rel_significant = self.max_rel_significant.max(o.max_rel_significant);
+    }
 }
 
 /// Compares dtype, shape and values; NaN matches NaN, infinities must match exactly.
@@ -66,6 +77,9 @@ pub fn compare(ours: &Tensor, expected: &Tensor, tol: Tol) -> Result<ErrStats, S
         stats.max_abs = stats.max_abs.max(d);
         if y != 0.0 {
             stats.max_rel = stats.max_rel.max(d / y.abs());
+        }
+        if y.abs() >= 1e-3 {
+            stats.max_rel_significant = stats.max_rel_significant.max(d / y.abs());
         }
         let ok = if exact { d == 0.0 } else { d <= tol.atol + tol.rtol * y.abs() };
         if !ok || d.is_nan() {

@@ -35,13 +35,17 @@ pub struct BuildReport {
     pub arena_bytes: u64,
     /// Sum of all activation sizes: what the arena would be without reuse.
     pub activations_bytes: u64,
+    /// Wall time of the build, including the ONNX import for [`build_onnx`].
     pub build_time: Duration,
 }
 
 /// Loads an ONNX file and builds it.
 pub fn build_onnx(path: &Path, opts: &BuildOptions) -> Result<(Plan, BuildReport), BuildError> {
+    let start = Instant::now();
     let model = sinter_onnx::load_model(path)?;
-    build(&model.graph, opts)
+    let (plan, mut report) = build(&model.graph, opts)?;
+    report.build_time = start.elapsed();
+    Ok((plan, report))
 }
 
 /// Builds a plan for `graph`.

@@ -1,5 +1,6 @@
 use crate::inputs;
 use anyhow::{bail, Context as _, Result};
+use indicatif::ProgressBar;
 use serde_json::json;
 use sinter_ir::Tensor;
 use sinter_runtime::Engine;
@@ -47,6 +48,7 @@ pub fn run(plan: &Path, s: &Settings, input_specs: &[String]) -> Result<()> {
     // Every worker runs its own context: warm-up, then timed iterations.
     let per_thread = s.iterations.div_ceil(s.threads);
     let barrier = std::sync::Barrier::new(s.threads);
+    let bar = if s.json { ProgressBar::hidden() } else { crate::progress::bar((per_thread * s.threads) as u64, "benchmarking") };
     let samples: Vec<(Vec<f64>, Instant, Instant)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..s.threads)
             .map(|_| {
@@ -63,6 +65,7 @@ pub fn run(plan: &Path, s: &Settings, input_specs: &[String]) -> Result<()> {
                         let t = Instant::now();
                         ctx.run()?;
                         lat.push(ms(t.elapsed()));
+                        bar.inc(1);
                     }
                     Ok((lat, start, Instant::now()))
                 })
@@ -70,6 +73,7 @@ pub fn run(plan: &Path, s: &Settings, input_specs: &[String]) -> Result<()> {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| bail!("a bench thread panicked"))).collect::<Result<Vec<_>>>()
     })?;
+    bar.finish_and_clear();
     // Throughput over the timed phase only (all workers start together after warm-up).
     let start = samples.iter().map(|s| s.1).min().unwrap_or_else(Instant::now);
     let end = samples.iter().map(|s| s.2).max().unwrap_or(start);

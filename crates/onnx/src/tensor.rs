@@ -42,22 +42,22 @@ pub(crate) fn decode(t: &TensorProto, base_dir: Option<&Path>, what: &str) -> Re
     let code = t.data_type.unwrap_or(data_type::UNDEFINED);
     let dtype = match DType::from_onnx(code) {
         Some(d) => d,
-        None if code == data_type::UNDEFINED => return Err(err("has no data_type".into())),
+        None if code == data_type::UNDEFINED => return Err(err("missing data_type".into())),
         None => return Err(unsupported_dtype(what, code)),
     };
     if t.segment.is_some() {
-        return Err(err("is a segment of a larger tensor, which Sinter does not support".into()));
+        return Err(err("segmented tensors are not supported".into()));
     }
     let shape = t
         .dims
         .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| err(format!("has invalid dimension {d} in dims {:?}", t.dims))))
+        .map(|&d| usize::try_from(d).map_err(|_| err(format!("invalid dimension {d} in dims {:?}", t.dims))))
         .collect::<Result<Vec<usize>, _>>()?;
-    let numel = checked_numel(&shape).map_err(|_| err(format!("has dims {:?}, which are too large", t.dims)))?;
+    let numel = checked_numel(&shape).map_err(|_| err(format!("dims {:?} are too large", t.dims)))?;
     match t.data_location.unwrap_or(data_location::DEFAULT) {
         data_location::DEFAULT => {}
         data_location::EXTERNAL => return read_external(t, dtype, &shape, numel, base_dir, what),
-        other => return Err(err(format!("has unknown data_location {other}"))),
+        other => return Err(err(format!("unknown data_location {other}"))),
     }
     if let Some(raw) = &t.raw_data {
         return Tensor::from_bytes(dtype, &shape, raw).map_err(|e| err(e.to_string()));
@@ -123,7 +123,7 @@ fn read_external(
         _ => {
             return Err(OnnxError::Tensor {
                 what: what.to_string(),
-                msg: "has data_location EXTERNAL but no 'location' in external_data".into(),
+                msg: "data_location is EXTERNAL but external_data has no 'location'".into(),
             })
         }
     };

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use prost::Message;
-use sinter_ir::DType;
+use sinter_ir::{AttrValue, DType};
 use sinter_onnx::proto::{attribute_type as at, AttributeProto, GraphProto, ModelProto, NodeProto};
 use sinter_onnx::proto::{tensor_proto, SparseTensorProto, StringStringEntryProto, TensorProto, TypeProto};
 use sinter_onnx::proto::{type_proto, ValueInfoProto};
@@ -91,10 +91,7 @@ fn generated_node_names_are_unique() {
 fn long_unsupported_lists_are_cut() {
     let mut g = passthrough();
     g.node = (0..15).map(|i| node("Loop", &format!("l{i}"), &[], &[])).collect();
-    assert_eq!(
-        load_err(&model(g)),
-        "unsupported operators: Loop (nodes: l0, l1, l2, l3, l4 and 10 more)"
-    );
+    assert_eq!(load_err(&model(g)), "unsupported operators: Loop (nodes: l0, l1, l2, l3, l4 and 10 more)");
 }
 
 #[test]
@@ -102,6 +99,34 @@ fn node_without_op_type() {
     let mut g = passthrough();
     g.node = vec![node("", "n", &[], &[])];
     assert_eq!(load_err(&model(g)), "node 0 ('n') has no op_type");
+}
+
+#[test]
+fn attributes_reach_the_op_and_errors_name_the_node() {
+    let leaky = |a: AttributeProto| {
+        let mut g = passthrough();
+        let mut n = node("LeakyRelu", "lr", &["x"], &["y"]);
+        n.attribute = vec![a];
+        g.node = vec![n];
+        g.output = vec![tensor_vi("y", 1, &[2])];
+        model(g)
+    };
+    // An untyped attribute (old exporters) takes the type of the field that is set.
+    let m = load(&leaky(AttributeProto { f: Some(0.2), ..attr("alpha") })).unwrap();
+    let n = &m.graph.nodes[0];
+    assert_eq!((n.name.as_str(), n.op_type.as_str(), n.opset), ("lr", "LeakyRelu", 13));
+    assert_eq!(n.attrs.get("alpha"), Some(&AttrValue::Float(0.2)));
+    assert_eq!((n.inputs.as_slice(), n.outputs.as_slice()), (&["x".to_string()][..], &["y".to_string()][..]));
+
+    let e = load_err(&leaky(AttributeProto { r#type: Some(at::STRING), s: Some(b"big".to_vec()), ..attr("alpha") }));
+    assert!(e.starts_with("node 'lr' (LeakyRelu): attribute 'alpha': "), "{e}");
+    let e =
+        load_err(&leaky(AttributeProto { r#type: Some(at::GRAPH), g: Some(GraphProto::default()), ..attr("body") }));
+    assert_eq!(e, "node 'lr' (LeakyRelu): attribute 'body': has type GRAPH, which Sinter does not support");
+    let e = load_err(&leaky(AttributeProto { r#type: Some(at::STRING), s: Some(vec![0xff, 0xfe]), ..attr("mode") }));
+    assert_eq!(e, "node 'lr' (LeakyRelu): attribute 'mode': holds a string that is not UTF-8");
+    let e = load_err(&leaky(AttributeProto { ref_attr_name: Some("a".into()), ..attr("alpha") }));
+    assert!(e.contains("refers to function attribute 'a'"), "{e}");
 }
 
 #[test]
@@ -215,13 +240,13 @@ fn tensor_edge_cases() {
     // Sizes from the file are checked before anything is allocated.
     assert_eq!(
         dec(t(&[1 << 62, 1 << 62], 1)).unwrap_err(),
-        "tensor 't': has dims [4611686018427387904, 4611686018427387904], which are too large"
+        "tensor 't': dims [4611686018427387904, 4611686018427387904] are too large"
     );
     assert!(dec(t(&[1 << 40, 1 << 20], 1))
         .unwrap_err()
         .contains("needs 1152921504606846976 values in float_data, found 0"));
-    assert_eq!(dec(t(&[2, -1], 1)).unwrap_err(), "tensor 't': has invalid dimension -1 in dims [2, -1]");
-    assert_eq!(dec(t(&[1], 0)).unwrap_err(), "tensor 't': has no data_type");
+    assert_eq!(dec(t(&[2, -1], 1)).unwrap_err(), "tensor 't': invalid dimension -1 in dims [2, -1]");
+    assert_eq!(dec(t(&[1], 0)).unwrap_err(), "tensor 't': missing data_type");
     assert_eq!(dec(t(&[1], 8)).unwrap_err(), "tensor 't' has dtype string, which Sinter does not support");
     assert_eq!(dec(t(&[1], 99)).unwrap_err(), "tensor 't' has dtype unknown (99), which Sinter does not support");
     assert!(dec(TensorProto { raw_data: Some(vec![0; 7]), ..t(&[2], 1) })
@@ -229,7 +254,7 @@ fn tensor_edge_cases() {
         .contains("needs 8 bytes, got 7"));
     assert!(dec(TensorProto { segment: Some(tensor_proto::Segment::default()), ..t(&[1], 1) })
         .unwrap_err()
-        .contains("segment"));
+        .contains("segmented tensors are not supported"));
     assert!(dec(TensorProto { data_location: Some(5), ..t(&[1], 1) }).unwrap_err().contains("unknown data_location 5"));
     // An empty tensor needs no data; raw_data wins over typed fields; narrow ints keep the low bits.
     assert_eq!(dec(t(&[0, 5], 7)).unwrap().shape(), &[0, 5]);
@@ -326,7 +351,7 @@ fn external_data_keys_and_bounds() {
         (&[("location", "external.data"), ("offset", "200"), ("length", "16")], "offset 200 is past the end"),
         (&[("location", "external.data"), ("offset", "100"), ("length", "16")], "bytes 100..116 lie past the end"),
         (&[("location", "external.data"), ("offset", "-1")], "'offset' is '-1', not a byte count"),
-        (&[("offset", "0")], "has data_location EXTERNAL but no 'location'"),
+        (&[("offset", "0")], "external_data has no 'location'"),
         (&[("location", "/etc/hostname")], "the path must be relative"),
         (&[("location", "a/../../x.data")], "must not contain '..'"),
         (&[("location", ".")], "is not a regular file"),

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use sinter_onnx::{load_model_bytes, tensor_from_proto_bytes};
 
-const MODELS: &[&str] = &["initializers.onnx", "external.onnx", "unsupported_ops.onnx", "inputs.onnx"];
+const MODELS: &[&str] = &["initializers.onnx", "external.onnx", "unsupported_ops.onnx", "inputs.onnx", "relu_add.onnx"];
 
 #[test]
 fn every_truncation_is_an_error() {

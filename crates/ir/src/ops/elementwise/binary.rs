@@ -154,11 +154,11 @@ impl Op for Binary {
 
 /// Pow as ONNX's reference computes it (`np.power(a, b).astype(a.dtype)`): exact integer
 /// powers (wrapping) when both are integers, otherwise in f64 and converted to the base's
-/// dtype. A scalar exponent of 2 (layer norms' variance) is a plain multiply, which gives
-/// the same correctly rounded result.
+/// dtype. For a float base, a scalar exponent of 2 (layer norms' variance) is a plain
+/// multiply, which gives the same correctly rounded result.
 fn pow_kernel(a: View, b: View, out: &mut ViewMut) -> Result<()> {
     fn run<B: Num, E: Num>(a: View, b: View, out: &mut ViewMut) -> Result<()> {
-        if b.len() == 1 && b.as_slice::<E>()?.first().is_some_and(|e| e.to_f64() == 2.0) {
+        if B::FLOAT && b.len() == 1 && b.as_slice::<E>()?.first().is_some_and(|e| e.to_f64() == 2.0) {
             return zip::<B, E, B>(a, b, out, |x, _| x.mul(x));
         }
         if B::FLOAT || E::FLOAT {

@@ -2,7 +2,9 @@
 //! the blocked GEMM.
 
 use super::gemm::{sgemm, Mat};
-use super::{check_float, checked_len, f32_input, next_index, valid_range, with_f32_output, AutoPad, Geometry, WindowAttrs};
+use super::{
+    check_float, checked_len, f32_input, next_index, valid_range, with_f32_output, AutoPad, Geometry, WindowAttrs,
+};
 use crate::ops::util::{req, req_view};
 use crate::ops::Op;
 use crate::{Attrs, Fact, IrError, Result, View, ViewMut};
@@ -23,7 +25,9 @@ fn kernel_from_weights(window: &WindowAttrs, w: &[usize]) -> Result<Vec<usize>> 
     let kernel = w[2..].to_vec();
     if let Some(ks) = &window.kernel_shape {
         if *ks != kernel {
-            return Err(IrError::Shape(format!("kernel_shape {ks:?} does not match the weights' spatial shape {kernel:?}")));
+            return Err(IrError::Shape(format!(
+                "kernel_shape {ks:?} does not match the weights' spatial shape {kernel:?}"
+            )));
         }
     }
     if kernel.contains(&0) {
@@ -35,7 +39,9 @@ fn kernel_from_weights(window: &WindowAttrs, w: &[usize]) -> Result<Vec<usize>> 
 /// Checks the optional bias against the output channel count.
 fn check_bias(op: &str, b: Option<&[usize]>, channels: usize) -> Result<()> {
     match b {
-        Some(b) if b != [channels] => Err(IrError::Shape(format!("{op}: bias of shape {b:?} does not match {channels} output channels"))),
+        Some(b) if b != [channels] => {
+            Err(IrError::Shape(format!("{op}: bias of shape {b:?} does not match {channels} output channels")))
+        }
         _ => Ok(()),
     }
 }
@@ -65,16 +71,19 @@ pub(super) fn build_conv(attrs: &Attrs, _: i64) -> Result<Arc<dyn Op>> {
 impl Conv {
     fn plan(&self, x: &[usize], w: &[usize], b: Option<&[usize]>) -> Result<ConvPlan> {
         if x.len() < 3 || w.len() != x.len() {
-            return Err(IrError::Shape(format!("Conv needs X [N, C, spatial...] and W of the same rank, got {x:?} and {w:?}")));
+            return Err(IrError::Shape(format!(
+                "Conv needs X [N, C, spatial...] and W of the same rank, got {x:?} and {w:?}"
+            )));
         }
         let (c, m, g) = (x[1], w[0], self.group);
-        if c % g != 0 || w[1] * g != c || m % g != 0 {
+        if c % g != 0 || w[1].checked_mul(g) != Some(c) || m % g != 0 {
             return Err(IrError::Shape(format!("Conv: input {x:?} and weights {w:?} do not fit group={g}")));
         }
         check_bias("Conv", b, m)?;
         let kernel = kernel_from_weights(&self.window, w)?;
         let geom = self.window.resolve(&x[2..], &kernel, false)?;
-        let plan = ConvPlan { batch: x[0], in_channels: c, out_channels: m, groups: g, in_spatial: x[2..].to_vec(), geom };
+        let plan =
+            ConvPlan { batch: x[0], in_channels: c, out_channels: m, groups: g, in_spatial: x[2..].to_vec(), geom };
         checked_len(&plan.out_shape(), "Conv output")?;
         // The im2col buffer of one group.
         checked_len(&[c / g, plan.kernel_size(), plan.out_size()], "Conv im2col buffer")?;
@@ -238,8 +247,8 @@ pub(super) fn build_conv_transpose(attrs: &Attrs, _: i64) -> Result<Arc<dyn Op>>
     Ok(Arc::new(ConvTranspose {
         window: WindowAttrs::parse(attrs)?,
         group: group_attr(attrs)?,
-        output_padding: super::ints_at_least(attrs, "output_padding", 0)?,
-        output_shape: super::ints_at_least(attrs, "output_shape", 0)?,
+        output_padding: super::window_ints(attrs, "output_padding", 0)?,
+        output_shape: super::window_ints(attrs, "output_shape", 0)?,
     }))
 }
 
@@ -254,9 +263,8 @@ impl ConvTranspose {
         if w[0] != c || c % g != 0 {
             return Err(IrError::Shape(format!("ConvTranspose: input {x:?} and weights {w:?} do not fit group={g}")));
         }
-        let m = w[1]
-            .checked_mul(g)
-            .ok_or_else(|| IrError::Shape(format!("ConvTranspose: weights {w:?} are too large")))?;
+        let m =
+            w[1].checked_mul(g).ok_or_else(|| IrError::Shape(format!("ConvTranspose: weights {w:?} are too large")))?;
         check_bias("ConvTranspose", b, m)?;
         let kernel = kernel_from_weights(&self.window, w)?;
         let nd = kernel.len();
@@ -300,7 +308,11 @@ impl ConvTranspose {
             };
             let (pb, pe, out) = match target {
                 Some(t) => {
-                    let split = if self.window.auto_pad == AutoPad::SameUpper { AutoPad::SameUpper } else { AutoPad::SameLower };
+                    let split = if self.window.auto_pad == AutoPad::SameUpper {
+                        AutoPad::SameUpper
+                    } else {
+                        AutoPad::SameLower
+                    };
                     let (pb, pe) = split.split(natural - t);
                     (pb, pe, t)
                 }
@@ -317,7 +329,8 @@ impl ConvTranspose {
             geom.pad_end[i] = pe;
             geom.out[i] = out as usize;
         }
-        let plan = ConvPlan { batch: x[0], in_channels: c, out_channels: m, groups: g, in_spatial: in_sp.to_vec(), geom };
+        let plan =
+            ConvPlan { batch: x[0], in_channels: c, out_channels: m, groups: g, in_spatial: in_sp.to_vec(), geom };
         checked_len(&plan.out_shape(), "ConvTranspose output")?;
         checked_len(&[m / g, plan.kernel_size(), plan.in_size()], "ConvTranspose column buffer")?;
         Ok(plan)

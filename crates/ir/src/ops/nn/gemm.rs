@@ -140,7 +140,14 @@ wrap_int!(i32, i64);
 /// `out += A * B` for integer matrices (`out` is `m x n`, all row-major, strided A/B
 /// given as (data, row stride, column stride)).
 #[allow(clippy::too_many_arguments)]
-fn int_matmul<T: WrapInt>(m: usize, n: usize, k: usize, a: (&[T], usize, usize), b: (&[T], usize, usize), out: &mut [T]) {
+fn int_matmul<T: WrapInt>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: (&[T], usize, usize),
+    b: (&[T], usize, usize),
+    out: &mut [T],
+) {
     for i in 0..m {
         let row = &mut out[i * n..(i + 1) * n];
         for p in 0..k {
@@ -210,7 +217,10 @@ impl MatMulPlan {
 
 fn same_dtype(op: &str, a: &Fact, b: &Fact) -> Result<()> {
     if a.dtype != b.dtype {
-        return Err(IrError::DType { expected: format!("{} (the dtype of {op}'s first input)", a.dtype), found: b.dtype });
+        return Err(IrError::DType {
+            expected: format!("{} (the dtype of {op}'s first input)", a.dtype),
+            found: b.dtype,
+        });
     }
     Ok(())
 }

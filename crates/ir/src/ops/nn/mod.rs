@@ -15,6 +15,10 @@ pub(crate) mod gemm;
 mod norm;
 mod pool;
 mod resize;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_ort;
 
 pub(crate) const OPS: &[OpSpec] = &[
     OpSpec { op_type: "Conv", build: conv::build_conv },
@@ -142,17 +146,22 @@ impl AutoPad {
     }
 }
 
-/// An attribute list of integers that must all be `>= min`, as usizes.
-pub(super) fn ints_at_least(attrs: &Attrs, name: &str, min: i64) -> Result<Option<Vec<usize>>> {
+/// The largest size, stride, dilation or padding a window attribute may hold: far beyond
+/// any real tensor, small enough that the window arithmetic cannot overflow.
+const MAX_WINDOW_VALUE: i64 = 1 << 40;
+
+/// A list of window sizes (kernel, strides, pads...) that must all lie in
+/// `min..=MAX_WINDOW_VALUE`, as usizes.
+pub(super) fn window_ints(attrs: &Attrs, name: &str, min: i64) -> Result<Option<Vec<usize>>> {
     match attrs.ints(name)? {
         None => Ok(None),
         Some(v) => v
             .iter()
             .map(|&x| {
-                if x < min {
-                    Err(Attrs::unsupported(name, format!("values must be >= {min}, found {v:?}")))
+                if (min..=MAX_WINDOW_VALUE).contains(&x) {
+                    Ok(x as usize)
                 } else {
-                    usize::try_from(x).map_err(|_| Attrs::unsupported(name, format!("value {x} is too large")))
+                    Err(Attrs::unsupported(name, format!("values must lie in {min}..={MAX_WINDOW_VALUE}, found {v:?}")))
                 }
             })
             .collect::<Result<Vec<_>>>()
@@ -187,10 +196,10 @@ impl WindowAttrs {
     pub fn parse(attrs: &Attrs) -> Result<WindowAttrs> {
         let w = WindowAttrs {
             auto_pad: AutoPad::parse(attrs)?,
-            kernel_shape: ints_at_least(attrs, "kernel_shape", 1)?,
-            strides: ints_at_least(attrs, "strides", 1)?,
-            dilations: ints_at_least(attrs, "dilations", 1)?,
-            pads: ints_at_least(attrs, "pads", 0)?,
+            kernel_shape: window_ints(attrs, "kernel_shape", 1)?,
+            strides: window_ints(attrs, "strides", 1)?,
+            dilations: window_ints(attrs, "dilations", 1)?,
+            pads: window_ints(attrs, "pads", 0)?,
         };
         if let Some(p) = &w.pads {
             if p.len() % 2 != 0 {
@@ -231,7 +240,7 @@ impl WindowAttrs {
     /// The explicit pads as (begin, end) lists.
     fn explicit_pads(&self, n: usize) -> Result<(Vec<i64>, Vec<i64>)> {
         let pads = Self::per_axis("pads", &self.pads, 2 * n, 0)?;
-        let as_i64 = |v: &[usize]| v.iter().map(|&p| p.min(i64::MAX as usize / 4) as i64).collect::<Vec<_>>();
+        let as_i64 = |v: &[usize]| v.iter().map(|&p| p as i64).collect::<Vec<_>>();
         Ok((as_i64(&pads[..n]), as_i64(&pads[n..])))
     }
 
@@ -297,7 +306,7 @@ impl WindowAttrs {
 }
 
 #[cfg(test)]
-mod tests {
+mod window_tests {
     use super::*;
     use crate::AttrValue;
 

@@ -144,7 +144,11 @@ impl Op for InstanceNorm {
         check_channel_params("InstanceNormalization", x.shape, &[s.shape, b.shape])?;
         let channels = x.shape[1];
         let size: usize = x.shape[2..].iter().product();
-        let (xd, sd, bd) = (f32_input("InstanceNormalization", &x)?, f32_input("InstanceNormalization", &s)?, f32_input("InstanceNormalization", &b)?);
+        let (xd, sd, bd) = (
+            f32_input("InstanceNormalization", &x)?,
+            f32_input("InstanceNormalization", &s)?,
+            f32_input("InstanceNormalization", &b)?,
+        );
         with_f32_output("InstanceNormalization", out, |y| {
             if size == 0 {
                 return Ok(());

@@ -11,9 +11,13 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PoolKind {
     Max,
-    Average { count_include_pad: bool },
+    Average {
+        count_include_pad: bool,
+    },
     /// The p-norm `(sum |x|^p)^(1/p)`.
-    Lp { p: i32 },
+    Lp {
+        p: i32,
+    },
 }
 
 impl PoolKind {
@@ -126,11 +130,21 @@ impl Op for Pool {
             PoolKind::Average { count_include_pad } => {
                 let xd = f32_input(name, &x)?;
                 with_f32_output(name, out, |y| {
-                    pool_planes(&g, in_sp, planes, |plane, offs, padded| {
-                        let sum: f64 = offs.iter().map(|&o| xd[plane + o] as f64).sum();
-                        let count = if count_include_pad { padded } else { offs.len() };
-                        if count == 0 { 0.0 } else { (sum / count as f64) as f32 }
-                    }, y);
+                    pool_planes(
+                        &g,
+                        in_sp,
+                        planes,
+                        |plane, offs, padded| {
+                            let sum: f64 = offs.iter().map(|&o| xd[plane + o] as f64).sum();
+                            let count = if count_include_pad { padded } else { offs.len() };
+                            if count == 0 {
+                                0.0
+                            } else {
+                                (sum / count as f64) as f32
+                            }
+                        },
+                        y,
+                    );
                     Ok(())
                 })
             }
@@ -157,7 +171,13 @@ fn lp_norm(vals: impl Iterator<Item = f32>, p: i32) -> f32 {
 /// Walks every output of every plane, calling `f(plane offset, window offsets, padded
 /// count)`: the offsets of the window's taps that fall inside the input (relative to the
 /// plane) and the number of taps inside the padded input (for `count_include_pad`).
-fn pool_planes<T>(g: &Geometry, in_sp: &[usize], planes: usize, mut f: impl FnMut(usize, &[usize], usize) -> T, y: &mut [T]) {
+fn pool_planes<T>(
+    g: &Geometry,
+    in_sp: &[usize],
+    planes: usize,
+    mut f: impl FnMut(usize, &[usize], usize) -> T,
+    y: &mut [T],
+) {
     let in_size: usize = in_sp.iter().product();
     let out_size: usize = g.out.iter().product();
     if out_size == 0 {

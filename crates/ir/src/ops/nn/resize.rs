@@ -218,7 +218,13 @@ fn cubic_kernel(x: f64, a: f64) -> f64 {
 impl Resize {
     /// Scales (or sizes), roi and output shape for input `x`. Empty scales/sizes/roi
     /// tensors count as absent, as in ONNX.
-    fn plan(&self, x: &[usize], roi: Option<Vec<f64>>, scales: Option<Vec<f64>>, sizes: Option<Vec<i64>>) -> Result<Plan> {
+    fn plan(
+        &self,
+        x: &[usize],
+        roi: Option<Vec<f64>>,
+        scales: Option<Vec<f64>>,
+        sizes: Option<Vec<i64>>,
+    ) -> Result<Plan> {
         let name = self.name();
         let rank = x.len();
         let scales = match &self.layout {
@@ -243,7 +249,9 @@ impl Resize {
         let mut scale = vec![1.0f64; rank];
         let mut out = x.to_vec();
         match (scales, sizes) {
-            (Some(_), Some(_)) => return Err(IrError::Data(format!("{name}: only one of scales and sizes may be given"))),
+            (Some(_), Some(_)) => {
+                return Err(IrError::Data(format!("{name}: only one of scales and sizes may be given")))
+            }
             (None, None) => return Err(IrError::Data(format!("{name}: one of scales and sizes is required"))),
             (Some(s), None) => {
                 if s.len() != n {
@@ -293,7 +301,10 @@ impl Resize {
                 }
                 for &d in &axes {
                     if x[d] == 0 && out[d] != 0 {
-                        return Err(IrError::Shape(format!("{name}: cannot resize an empty axis {d} of {x:?} to {}", out[d])));
+                        return Err(IrError::Shape(format!(
+                            "{name}: cannot resize an empty axis {d} of {x:?} to {}",
+                            out[d]
+                        )));
                     }
                     if scale[d] <= 0.0 && out[d] != 0 {
                         return Err(IrError::Shape(format!("{name}: sizes {sz:?} on {x:?} give a zero scale")));
@@ -313,7 +324,8 @@ impl Resize {
                 roi_axis[d] = (r[i], r[n + i]);
             }
         }
-        let taps = (0..rank).map(|d| self.axis_taps(x[d], out[d], scale[d], roi_axis[d])).collect::<Result<Vec<_>>>()?;
+        let taps =
+            (0..rank).map(|d| self.axis_taps(x[d], out[d], scale[d], roi_axis[d])).collect::<Result<Vec<_>>>()?;
         Ok(Plan { out_shape: out, taps })
     }
 
@@ -357,21 +369,17 @@ impl Resize {
     fn axis_taps(&self, in_len: usize, out_len: usize, scale: f64, roi: (f64, f64)) -> Result<AxisTaps> {
         // Antialiasing stretches the filter by 1/scale when downsampling.
         let aa = if self.antialias && self.mode != Mode::Nearest { scale.min(1.0) } else { 1.0 };
-        // Taps lie at offsets `first..first + n` from the base index.
-        let (first, n): (i64, usize) = match self.mode {
-            Mode::Nearest => (0, 1),
-            Mode::Linear => {
-                let start = (-1.0 / aa).floor() as i64 + 1;
-                (start, (2 - 2 * start) as usize)
-            }
-            Mode::Cubic => {
-                let start = (-2.0 / aa).floor() as i64 + 1;
-                (start, (2 - 2 * start) as usize)
-            }
+        // Taps lie at offsets `first..first + n` from the base index: 1 - n/2 ..= n/2.
+        let reach = match self.mode {
+            Mode::Nearest => 0.0,
+            Mode::Linear => 1.0 / aa,
+            Mode::Cubic => 2.0 / aa,
         };
-        if n > 4096 {
-            return Err(IrError::Unsupported(format!("antialiased resize by scale {scale} needs {n} taps per output")));
+        let first = (-reach).floor() + 1.0;
+        if first < -2048.0 {
+            return Err(IrError::Unsupported(format!("antialiased resize by scale {scale} needs too many taps per output")));
         }
+        let (first, n) = if self.mode == Mode::Nearest { (0, 1) } else { (first as i64, (2 - 2 * first as i64) as usize) };
         let mut t = AxisTaps {
             n,
             idx: Vec::with_capacity(out_len * n),
@@ -383,7 +391,8 @@ impl Resize {
         let mut w = vec![0f64; n];
         for xo in 0..out_len {
             let xi = self.source_coord(xo as f64, in_len, out_len, scale, roi);
-            let outside = !xi.is_finite() || (self.coord == CoordMode::TfCropAndResize && (xi < 0.0 || xi > last as f64));
+            let outside =
+                !xi.is_finite() || (self.coord == CoordMode::TfCropAndResize && (xi < 0.0 || xi > last as f64));
             t.extrapolate.push(outside || in_len == 0);
             if outside || in_len == 0 {
                 t.idx.resize(t.idx.len() + n, 0);
@@ -464,7 +473,14 @@ impl Resize {
         let x = req(inputs, 0, name)?;
         let (roi, scales, sizes) = match self.layout {
             Layout::ScalesAttr(_) => (None, None, None),
-            Layout::ScalesInput => (None, Some(const_f64s(inputs, 1, name, "scales")?.ok_or(IrError::MissingInput { op: name.into(), index: 1 })?), None),
+            Layout::ScalesInput => (
+                None,
+                Some(
+                    const_f64s(inputs, 1, name, "scales")?
+                        .ok_or(IrError::MissingInput { op: name.into(), index: 1 })?,
+                ),
+                None,
+            ),
             Layout::Full => (
                 const_f64s(inputs, 1, name, "roi")?,
                 const_f64s(inputs, 2, name, "scales")?,

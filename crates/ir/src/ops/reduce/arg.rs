@@ -82,8 +82,7 @@ impl Op for ArgExtreme {
         check_out_shape(y.shape, &out_shape, self.name())?;
         let ys = y.as_slice_mut::<i64>()?;
         check_len(ys.len(), &out_shape, "output")?;
-        let (outer, n, inner) = split_at(x.shape, axis);
-        let dims = (outer, n, inner);
+        let dims = split_at(x.shape, axis)?;
         match (x.dtype, self.kind) {
             (DType::F32, ArgKind::Max) => arg::<f32>(x, ys, dims, self.select_last_index, |a, b| a > b),
             (DType::F32, ArgKind::Min) => arg::<f32>(x, ys, dims, self.select_last_index, |a, b| a < b),

@@ -79,9 +79,10 @@ fn reduced_shape(shape: &[usize], mask: &[bool], keepdims: bool) -> Vec<usize> {
 }
 
 /// Sizes before, at and after `axis`: the `(outer, n, inner)` split of a tensor
-/// for ops that work along one axis.
-fn split_at(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]))
+/// for ops that work along one axis. Fails if the shape's element count overflows.
+fn split_at(shape: &[usize], axis: usize) -> Result<(usize, usize, usize)> {
+    crate::tensor::checked_numel(shape)?;
+    Ok((numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..])))
 }
 
 /// Checks that a view's element count matches its shape, so that kernels can index
@@ -119,6 +120,7 @@ struct Rows {
 }
 
 impl Rows {
+    /// The plan for `shape`, whose element count must already be known not to overflow.
     fn new(shape: &[usize], mask: &[bool]) -> Rows {
         let mut groups: Vec<(usize, bool)> = Vec::new();
         for (&d, &r) in shape.iter().zip(mask) {

@@ -118,12 +118,13 @@ impl Op for LayerNorm {
         let scale = req_view(inputs, 1, OP)?;
         let b = inputs.get(2).copied().flatten();
         let axis = self.check((x.dtype, x.shape), (scale.dtype, scale.shape), b.map(|b| (b.dtype, b.shape)))?;
+        let (rows, n, inner) = split_at(x.shape, axis)?;
+        let inner = n * inner;
         let scale = Param::expand(scale, x.shape, axis)?;
         let bias = b.map(|b| Param::expand(b, x.shape, axis)).transpose()?;
         let mut outs = outputs.iter_mut();
         let y = outs.next().ok_or_else(|| IrError::Graph(format!("{OP}: no output buffer")))?;
         check_out_shape(y.shape, x.shape, OP)?;
-        let (rows, inner) = (numel(&x.shape[..axis]), numel(&x.shape[axis..]));
         let mut stat_shape = x.shape.to_vec();
         stat_shape[axis..].fill(1);
         let mut stats = Vec::with_capacity(2);
@@ -287,7 +288,7 @@ impl Op for LpNorm {
         let axis = normalize_axis(self.axis, x.shape.len()).map_err(|e| IrError::Shape(format!("{OP}: {e}")))?;
         let y = first_output(outputs, OP)?;
         check_out_shape(y.shape, x.shape, OP)?;
-        let dims = split_at(x.shape, axis);
+        let dims = split_at(x.shape, axis)?;
         match x.dtype {
             DType::F32 => lp_norm::<f32>(x, y, dims, self.p),
             DType::F16 => lp_norm::<half::f16>(x, y, dims, self.p),

@@ -201,6 +201,7 @@ impl Op for Reduce {
         }
         let mask = self.mask(x.shape.len(), input_axes)?;
         check_out_shape(y.shape, &reduced_shape(x.shape, &mask, self.keepdims), self.name())?;
+        crate::tensor::checked_numel(x.shape)?;
         let rows = Rows::new(x.shape, &mask);
         let count = x.shape.iter().zip(&mask).filter(|(_, &r)| r).map(|(&d, _)| d).product::<usize>();
         let kind = self.kind;

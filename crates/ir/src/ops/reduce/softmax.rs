@@ -3,7 +3,6 @@
 use super::{check_len, check_out_shape, split_at};
 use crate::ops::util::{normalize_axis, req, req_view};
 use crate::ops::Op;
-use crate::tensor::numel;
 use crate::{Attrs, DType, Elem, Fact, IrError, Result, View, ViewMut};
 use std::any::Any;
 use std::sync::Arc;
@@ -57,7 +56,8 @@ impl Softmax {
     fn split(&self, shape: &[usize]) -> Result<(usize, usize, usize)> {
         let axis =
             normalize_axis(self.axis, shape.len()).map_err(|e| IrError::Shape(format!("{}: {e}", self.name())))?;
-        Ok(if self.coerce_2d { (numel(&shape[..axis]), numel(&shape[axis..]), 1) } else { split_at(shape, axis) })
+        let (outer, n, inner) = split_at(shape, axis)?;
+        Ok(if self.coerce_2d { (outer, n * inner, 1) } else { (outer, n, inner) })
     }
 }
 

@@ -156,7 +156,8 @@ impl AxesSource {
     }
 }
 
-/// `Squeeze`: removes the listed size-1 axes, or every size-1 axis when none are given.
+/// `Squeeze`: removes the listed size-1 axes, or every size-1 axis when none (or an empty
+/// list, as onnxruntime reads it) are given.
 #[derive(Debug, Clone)]
 pub struct Squeeze {
     pub axes: AxesSource,
@@ -168,7 +169,7 @@ impl Squeeze {
     }
 
     pub fn out_shape(input: &[usize], axes: Option<&[i64]>) -> Result<Vec<usize>> {
-        match axes {
+        match axes.filter(|a| !a.is_empty()) {
             None => Ok(input.iter().copied().filter(|&d| d != 1).collect()),
             Some(axes) => {
                 let axes = unique_axes(axes, input.len(), "Squeeze")?;

@@ -42,7 +42,8 @@ impl Slice {
             Some(SliceAttrs {
                 starts: need("starts")?,
                 ends: need("ends")?,
-                axes: a.ints("axes")?.map(<[i64]>::to_vec),
+                // an empty list means the default, as in the reference implementation
+                axes: a.ints("axes")?.filter(|a| !a.is_empty()).map(<[i64]>::to_vec),
             })
         } else {
             None

@@ -341,6 +341,8 @@ fn concat_squeeze_unsqueeze_flatten() {
     assert_eq!(run1("Squeeze", Attrs::new(), 13, &[Some(x.clone())]).shape(), &[3, 2]);
     assert_eq!(run1("Squeeze", Attrs::new(), 13, &[Some(x.clone()), vec1(&[-2])]).shape(), &[1, 3, 2]);
     assert_eq!(run1("Squeeze", attrs(&[("axes", ints(&[0]))]), 11, &[Some(x.clone())]).shape(), &[3, 1, 2]);
+    // an empty axes list squeezes every unit axis, as onnxruntime does
+    assert_eq!(run1("Squeeze", Attrs::new(), 13, &[Some(x.clone()), Some(i64s(&[0], &[]))]).shape(), &[3, 2]);
     assert!(run("Squeeze", Attrs::new(), 13, &[Some(x.clone()), vec1(&[1])]).is_err());
     // np.expand_dims(x3x2, (0, -1)) -> [1, 3, 2, 1]; unsorted axes [3, 0]
     let y = run1("Unsqueeze", Attrs::new(), 13, &[Some(arange(&[3, 2])), vec1(&[3, 0])]);
