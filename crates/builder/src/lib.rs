@@ -28,7 +28,9 @@ pub struct BuildOptions {
 /// A summary of one build.
 #[derive(Clone, Debug)]
 pub struct BuildReport {
+    /// Nodes in the source model (including `Constant` nodes).
     pub model_nodes: usize,
+    /// Model nodes that no kernel runs: constants, folded subgraphs, dead nodes.
     pub folded_nodes: usize,
     pub kernels: usize,
     pub weights_bytes: u64,
@@ -160,9 +162,10 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
     }
 
     let weights = weights.finish();
+    let model_nodes = graph.source_nodes.max(graph.nodes.len());
     let report = BuildReport {
-        model_nodes: graph.nodes.len(),
-        folded_nodes: graph.nodes.len() - kernels.len(),
+        model_nodes,
+        folded_nodes: model_nodes - kernels.len(),
         kernels: kernels.len(),
         weights_bytes: weights.len() as u64,
         arena_bytes: layout.arena_bytes,
@@ -171,7 +174,7 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
     };
     let meta = PlanMeta {
         model_name: graph.name.clone(),
-        source_nodes: graph.nodes.len() as u64,
+        source_nodes: model_nodes as u64,
         inputs,
         outputs,
         tensors,

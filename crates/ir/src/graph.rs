@@ -51,6 +51,9 @@ pub struct Graph {
     pub outputs: Vec<ValueInfo>,
     pub initializers: BTreeMap<String, Arc<Tensor>>,
     pub nodes: Vec<Node>,
+    /// Nodes in the source model, counting `Constant` nodes that import turned into
+    /// initializers (what `sinter build` reports as the model's size).
+    pub source_nodes: usize,
 }
 
 impl Graph {

@@ -49,7 +49,7 @@ fn attr(name: &str) -> AttributeProto {
 #[test]
 fn opset_range_and_domains() {
     let mut m = model(passthrough());
-    for (v, ok) in [(6, false), (7, true), (21, true), (22, false)] {
+    for (v, ok) in [(6, false), (7, true), (21, true), (22, true), (23, false)] {
         m.opset_import = vec![opset("", v)];
         match load(&m) {
             Ok(model) => {

@@ -4,7 +4,7 @@
 //!
 //! Dtype checks follow the type constraints of the latest opset (ONNX models only
 //! ever narrow them), restricted to the dtypes Sinter has. f16 math is done in f32 and
-//! rounded; integer math wraps and never traps (see [`num`]).
+//! rounded; integer math wraps and never traps (see the `num` module).
 
 mod binary;
 mod cast;
@@ -202,10 +202,10 @@ fn elems<'a, T: Elem>(v: &View<'a>) -> Result<&'a [T]> {
 
 /// The elements of an output buffer, checking that it holds exactly its shape.
 fn elems_mut<'o, T: Elem>(v: &'o mut ViewMut) -> Result<&'o mut [T]> {
-    let n = checked_numel(v.shape)?;
+    let shape = v.shape;
     let s = v.as_slice_mut::<T>()?;
-    if s.len() != n {
-        return Err(IrError::Data(format!("buffer of {} elements for shape {:?}", s.len(), n)));
+    if s.len() != checked_numel(shape)? {
+        return Err(IrError::Data(format!("buffer of {} elements for shape {shape:?}", s.len())));
     }
     Ok(s)
 }

@@ -77,11 +77,18 @@ pub(super) fn with_f32_output(op: &str, out: &mut ViewMut, f: impl FnOnce(&mut [
     }
 }
 
-/// The output buffer a computation needs, failing on overflow instead of panicking.
+/// The most elements one output or scratch buffer of these ops may hold (16 GiB of f32):
+/// shapes derived from untrusted attributes beyond it are errors rather than aborts on
+/// allocation failure.
+pub(super) const MAX_ELEMENTS: usize = 1 << 32;
+
+/// The element count of a buffer of the given dimensions, failing on overflow or
+/// beyond [`MAX_ELEMENTS`] instead of panicking or aborting later.
 pub(super) fn checked_len(factors: &[usize], what: &str) -> Result<usize> {
     factors
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
         .ok_or_else(|| IrError::Shape(format!("{what} of size {factors:?} is too large")))
 }
 

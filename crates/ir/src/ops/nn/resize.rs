@@ -312,7 +312,7 @@ impl Resize {
                 }
             }
         }
-        checked_len(&out, "Resize output")?;
+        let total = checked_len(&out, "Resize output")?;
         // roi per axis (start, end), in normalized coordinates; only tf_crop_and_resize reads it.
         let mut roi_axis = vec![(0.0, 1.0); rank];
         if self.coord == CoordMode::TfCropAndResize {
@@ -324,8 +324,12 @@ impl Resize {
                 roi_axis[d] = (r[i], r[n + i]);
             }
         }
-        let taps =
-            (0..rank).map(|d| self.axis_taps(x[d], out[d], scale[d], roi_axis[d])).collect::<Result<Vec<_>>>()?;
+        // An empty output needs no taps (and its other axes may be huge).
+        let taps = if total == 0 {
+            Vec::new()
+        } else {
+            (0..rank).map(|d| self.axis_taps(x[d], out[d], scale[d], roi_axis[d])).collect::<Result<Vec<_>>>()?
+        };
         Ok(Plan { out_shape: out, taps })
     }
 
@@ -512,6 +516,9 @@ impl Op for Resize {
         };
         let plan = self.plan(x.shape, roi, scales, sizes)?;
         let out = outputs.first_mut().ok_or_else(|| IrError::Graph(format!("{name} has no output")))?;
+        if plan.out_shape.contains(&0) {
+            return Ok(());
+        }
         if self.mode == Mode::Nearest {
             dispatch_dtype!(x.dtype, T => gather::<T>(&plan, x.shape, x.as_slice::<T>()?, T::from_f64(self.extrapolation), out.as_slice_mut::<T>()?));
         } else {

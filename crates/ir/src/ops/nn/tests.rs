@@ -33,6 +33,12 @@ pub(super) fn val(dtype: DType, shape: &[usize], vals: &[f64]) -> Option<Tensor>
 
 /// Builds the op, infers (every input constant, as when folding) and evaluates it.
 pub(super) fn run(op: &str, opset: i64, attrs: &[(&str, AttrValue)], inputs: Vec<Option<Tensor>>) -> Result<Tensor> {
+    run_limited(op, opset, attrs, inputs, usize::MAX)
+}
+
+/// [`run`], skipping evaluation (with an `Unsupported` error) when the inferred output
+/// has more than `max_out` elements.
+fn run_limited(op: &str, opset: i64, attrs: &[(&str, AttrValue)], inputs: Vec<Option<Tensor>>, max_out: usize) -> Result<Tensor> {
     let mut a = Attrs::new();
     for (k, v) in attrs {
         a.insert(k, v.clone());
@@ -42,6 +48,9 @@ pub(super) fn run(op: &str, opset: i64, attrs: &[(&str, AttrValue)], inputs: Vec
         inputs.iter().map(|t| t.as_ref().map(|t| Fact::constant(Arc::new(t.clone())))).collect();
     let refs: Vec<Option<&Fact>> = facts.iter().map(|f| f.as_ref()).collect();
     let out = op.infer(&refs)?;
+    if out[0].numel() > max_out {
+        return Err(crate::IrError::Unsupported("output too large for this test".into()));
+    }
     // Garbage in the output buffer must not leak into results.
     let mut y = Tensor::zeros(out[0].dtype, &out[0].shape);
     y.bytes_mut().fill(0x7f);
@@ -313,4 +322,57 @@ fn rejects_bad_inputs() {
     // A huge output from untrusted attributes is an error, not an abort.
     let big = run("Resize", 13, &[], vec![x, None, f32s(&[4], &[1e9, 1e9, 1e9, 1e9])]);
     assert!(big.is_err());
+}
+
+#[test]
+fn random_attributes_and_shapes_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let extremes = [0i64, 1, 2, 3, -1, 1 << 40, i64::MAX, i64::MIN];
+    let mut ok = 0;
+    for _ in 0..3000 {
+        let pick = |rng: &mut rand_chacha::ChaCha8Rng| -> i64 {
+            if rng.gen_bool(0.2) {
+                extremes[rng.gen_range(0..extremes.len())]
+            } else {
+                rng.gen_range(0..4)
+            }
+        };
+        let rank = rng.gen_range(1..6);
+        let shape: Vec<usize> = (0..rank).map(|_| rng.gen_range(0..5)).collect();
+        let wshape: Vec<usize> = (0..rank).map(|_| rng.gen_range(0..4)).collect();
+        let n = if rng.gen_bool(0.5) { rank - 2.min(rank) } else { rng.gen_range(0..4) };
+        let list = |rng: &mut rand_chacha::ChaCha8Rng| AttrValue::Ints((0..n).map(|_| pick(rng)).collect());
+        let attrs: Vec<(&str, AttrValue)> = [
+            ("kernel_shape", list(&mut rng)),
+            ("strides", list(&mut rng)),
+            ("pads", AttrValue::Ints((0..2 * n).map(|_| pick(&mut rng)).collect())),
+            ("dilations", list(&mut rng)),
+            ("group", AttrValue::Int(pick(&mut rng))),
+            ("ceil_mode", AttrValue::Int(pick(&mut rng))),
+            ("output_padding", list(&mut rng)),
+        ]
+        .into_iter()
+        .filter(|_| rng.gen_bool(0.5))
+        .collect();
+        let ops = ["Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalMaxPool", "MatMul", "Gemm", "LRN"];
+        let op = ops[rng.gen_range(0..ops.len())];
+        ok += run_limited(op, 13, &attrs, vec![pat(F32, &shape, 0), pat(F32, &wshape, 1)], 1 << 20).is_ok() as usize;
+        // Resize with random scales / sizes.
+        let scales: Vec<f64> = (0..rank).map(|_| [0.0, 0.3, 1.0, 2.5, 1e-30, 1e30, f64::NAN][rng.gen_range(0..7)]).collect();
+        let sizes: Vec<f64> = (0..rank).map(|_| pick(&mut rng) as f64).collect();
+        let modes = ["nearest", "linear", "cubic"];
+        let coords = ["half_pixel", "align_corners", "tf_crop_and_resize", "asymmetric", "pytorch_half_pixel"];
+        let rattrs = [
+            ("mode", AttrValue::String(modes[rng.gen_range(0..3)].into())),
+            ("coordinate_transformation_mode", AttrValue::String(coords[rng.gen_range(0..5)].into())),
+            ("antialias", AttrValue::Int(rng.gen_range(0..2))),
+            ("exclude_outside", AttrValue::Int(rng.gen_range(0..2))),
+        ];
+        let roi = val(F32, &[2 * rank], &(0..2 * rank).map(|i| [0.0, 1.0, -3.0, f64::NAN][(i + rank) % 4]).collect::<Vec<_>>());
+        let (s, z) = if rng.gen_bool(0.5) { (val(F32, &[rank], &scales), None) } else { (None, val(I64, &[rank], &sizes)) };
+        ok += run_limited("Resize", 18, &rattrs, vec![pat(F32, &shape, 0), roi, s, z], 1 << 20).is_ok() as usize;
+    }
+    // Enough draws are valid that evaluation is exercised too.
+    assert!(ok > 300, "only {ok} valid draws");
 }
