@@ -139,7 +139,11 @@ fn convert_graph(mut g: GraphProto, opset: i64, base_dir: Option<&Path>) -> Resu
     let mut nodes = Vec::with_capacity(g.node.len());
     for (n, name) in g.node.iter().zip(names) {
         let op_type = n.op_type.as_deref().unwrap_or("");
-        let attrs = node_attrs(n, &name, op_type, base_dir)?;
+        let mut attrs = node_attrs(n, &name, op_type, base_dir)?;
+        if op_type == "Split" && !attrs.contains("split") && !attrs.contains("num_outputs") {
+            // Before opset 18 an even Split makes as many parts as the node has outputs.
+            attrs.insert("num_outputs", AttrValue::Int(n.output.len() as i64));
+        }
         if op_type == "Constant" && is_default_domain(n.domain.as_deref().unwrap_or("")) {
             let (output, tensor) = constant(n, &name, attrs)?;
             if initializers.contains_key(&output) || inputs.iter().any(|i| i.name == output) {

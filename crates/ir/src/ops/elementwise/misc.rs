@@ -2,7 +2,7 @@
 
 use super::num::Num;
 use super::{check_dtype, check_same_dtype, copy, dispatch_num, elems, map, output, FLOATS, NUMERIC};
-use crate::ops::util::{const_i64s, req, req_view};
+use crate::ops::util::{const_f64s, const_i64s, req, req_view};
 use crate::ops::Op;
 use crate::{Attrs, DType, Elem, Fact, IrError, Result, View, ViewMut};
 use std::any::Any;
@@ -32,8 +32,9 @@ pub(super) fn identity(_: &Attrs, _: i64) -> Result<Arc<dyn Op>> {
 }
 
 /// `Dropout` at inference: the input unchanged, and an all-true mask for the optional
-/// second output. Training mode (a `training_mode` input that is true) is rejected:
-/// Sinter does not draw random masks. The `ratio` input does not matter at inference.
+/// second output. Training mode (a `training_mode` input that is true) is deterministic
+/// only with a zero `ratio`; otherwise it is rejected, as Sinter does not draw random
+/// masks. Both inputs must therefore be known at build time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dropout {
     /// Before opset 10 the mask has the input's dtype (ones); from 10 on it is bool.
@@ -41,9 +42,14 @@ pub struct Dropout {
 }
 
 impl Dropout {
-    fn check_inference(training: Option<Vec<i64>>) -> Result<()> {
-        if training.is_some_and(|t| t.iter().any(|&v| v != 0)) {
-            return Err(IrError::Unsupported("Dropout in training mode (training_mode is true)".into()));
+    /// Fails for training mode with a non-zero ratio (ONNX's default ratio is 0.5).
+    fn check_deterministic(ratio: Option<Vec<f64>>, training: Option<Vec<i64>>) -> Result<()> {
+        let training = training.is_some_and(|t| t.iter().any(|&v| v != 0));
+        let ratio = ratio.and_then(|r| r.first().copied()).unwrap_or(0.5);
+        if training && ratio != 0.0 {
+            return Err(IrError::Unsupported(format!(
+                "Dropout in training mode with ratio {ratio} (random masks are not supported)"
+            )));
         }
         Ok(())
     }
@@ -53,16 +59,19 @@ impl Op for Dropout {
     fn infer(&self, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
         let x = req(inputs, 0, "Dropout")?;
         check_dtype("Dropout", x.dtype, FLOATS)?;
-        Dropout::check_inference(const_i64s(inputs, 2, "Dropout", "training_mode")?)?;
+        Dropout::check_deterministic(
+            const_f64s(inputs, 1, "Dropout", "ratio")?,
+            const_i64s(inputs, 2, "Dropout", "training_mode")?,
+        )?;
         let mask = if self.mask_like_input { x.dtype } else { DType::Bool };
         Ok(vec![Fact::new(x.dtype, x.shape.clone()), Fact::new(mask, x.shape.clone())])
     }
 
     fn eval(&self, inputs: &[Option<View>], outputs: &mut [ViewMut]) -> Result<()> {
         let x = req_view(inputs, 0, "Dropout")?;
-        if let Some(Some(t)) = inputs.get(2) {
-            Dropout::check_inference(Some(t.to_i64_vec()?))?;
-        }
+        let ratio = inputs.get(1).copied().flatten().map(|r| r.to_f64_vec());
+        let training = inputs.get(2).copied().flatten().map(|t| t.to_i64_vec()).transpose()?;
+        Dropout::check_deterministic(ratio, training)?;
         copy(x, output(outputs, 0, "Dropout")?)?;
         // The mask output is optional: fill it only when the caller asked for it.
         if let Some(mask) = outputs.get_mut(1) {
@@ -78,7 +87,7 @@ impl Op for Dropout {
     }
 
     fn const_inputs(&self) -> &[usize] {
-        &[2]
+        &[1, 2]
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -379,9 +379,15 @@ fn dropout_is_identity_at_inference() {
     assert_eq!(outs[1].bytes(), &[1, 1, 1]);
     let outs = run("Dropout", Attrs::new(), 7, &[Some(&x)]).unwrap();
     assert_eq!(outs[1].as_slice::<f32>().unwrap(), &[1.0; 3]);
+    // training mode is random unless the ratio is 0 (the default ratio is 0.5)
     let on = Tensor::from_bools(&[], &[true]).unwrap();
     let err = run("Dropout", Attrs::new(), 13, &[Some(&x), None, Some(&on)]).unwrap_err();
     assert!(matches!(err, IrError::Unsupported(_)), "{err}");
+    assert!(run("Dropout", Attrs::new(), 13, &[Some(&x), Some(&ratio), Some(&on)]).is_err());
+    let zero = Tensor::scalar(0.0f32);
+    let outs = run("Dropout", Attrs::new(), 13, &[Some(&x), Some(&zero), Some(&on)]).unwrap();
+    assert_eq!(outs[0], x);
+    assert_eq!(outs[1].bytes(), &[1, 1, 1]);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! the blocked GEMM.
 
 use super::gemm::{sgemm, Mat};
-use super::{
+use super::{sat_numel, 
     check_float, checked_len, f32_input, next_index, valid_range, with_f32_output, AutoPad, Geometry, WindowAttrs,
 };
 use crate::ops::util::{req, req_view};
@@ -85,6 +85,8 @@ impl Conv {
         let plan =
             ConvPlan { batch: x[0], in_channels: c, out_channels: m, groups: g, in_spatial: x[2..].to_vec(), geom };
         checked_len(&plan.out_shape(), "Conv output")?;
+        checked_len(&plan.geom.out, "Conv output plane")?;
+        checked_len(&plan.geom.kernel, "Conv kernel")?;
         // The im2col buffer of one group.
         checked_len(&[c / g, plan.kernel_size(), plan.out_size()], "Conv im2col buffer")?;
         Ok(plan)
@@ -98,13 +100,13 @@ impl ConvPlan {
         s
     }
     fn kernel_size(&self) -> usize {
-        self.geom.kernel.iter().product()
+        sat_numel(&self.geom.kernel)
     }
     fn out_size(&self) -> usize {
-        self.geom.out.iter().product()
+        sat_numel(&self.geom.out)
     }
     fn in_size(&self) -> usize {
-        self.in_spatial.iter().product()
+        sat_numel(&self.in_spatial)
     }
     /// A 1x1 kernel with unit strides and no padding: the input is its own im2col matrix.
     fn is_pointwise(&self) -> bool {
@@ -178,8 +180,8 @@ fn conv_f32(p: &ConvPlan, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f
 fn im2col(x: &[f32], channels: usize, in_sp: &[usize], g: &Geometry, col: &mut [f32]) {
     let nd = in_sp.len();
     let last = nd - 1;
-    let in_size: usize = in_sp.iter().product();
-    let out_size: usize = g.out.iter().product();
+    let in_size = sat_numel(in_sp);
+    let out_size = sat_numel(&g.out);
     let (ol, il) = (g.out[last], in_sp[last]);
     if out_size == 0 {
         return;
@@ -208,8 +210,7 @@ fn im2col(x: &[f32], channels: usize, in_sp: &[usize], g: &Geometry, col: &mut [
                     base = base.map(|b| b + i as usize * in_strides[d]);
                 }
                 match base {
-                    None => seg.fill(0.0),
-                    Some(b) => {
+                    Some(b) if lo < hi => {
                         seg[..lo].fill(0.0);
                         seg[hi..].fill(0.0);
                         let s = g.strides[last];
@@ -223,6 +224,7 @@ fn im2col(x: &[f32], channels: usize, in_sp: &[usize], g: &Geometry, col: &mut [
                             }
                         }
                     }
+                    _ => seg.fill(0.0),
                 }
                 next_index(&mut oidx[..last], &g.out[..last]);
             }
@@ -332,6 +334,8 @@ impl ConvTranspose {
         let plan =
             ConvPlan { batch: x[0], in_channels: c, out_channels: m, groups: g, in_spatial: in_sp.to_vec(), geom };
         checked_len(&plan.out_shape(), "ConvTranspose output")?;
+        checked_len(&plan.geom.out, "ConvTranspose output plane")?;
+        checked_len(&plan.geom.kernel, "ConvTranspose kernel")?;
         checked_len(&[m / g, plan.kernel_size(), plan.in_size()], "ConvTranspose column buffer")?;
         Ok(plan)
     }
@@ -396,7 +400,7 @@ fn conv_transpose_f32(p: &ConvPlan, x: &[f32], w: &[f32], bias: Option<&[f32]>, 
 fn col2im_add(col: &[f32], in_sp: &[usize], g: &Geometry, plane: &mut [f32]) {
     let nd = in_sp.len();
     let last = nd - 1;
-    let in_size: usize = in_sp.iter().product();
+    let in_size = sat_numel(in_sp);
     let (il, ol) = (in_sp[last], g.out[last]);
     let out_strides = crate::ops::util::strides(&g.out);
     let mut kidx = vec![0usize; nd];
@@ -415,7 +419,7 @@ fn col2im_add(col: &[f32], in_sp: &[usize], g: &Geometry, plane: &mut [f32]) {
                 }
                 base = base.map(|b| b + o as usize * out_strides[d]);
             }
-            if let Some(b) = base {
+            if let Some(b) = base.filter(|_| lo < hi) {
                 let s = g.strides[last];
                 let start = (b as i64 + lo as i64 * s as i64 + off) as usize;
                 for (v, dst) in seg[lo..hi].iter().zip(plane[start..].iter_mut().step_by(s)) {

@@ -210,7 +210,9 @@ impl MatMulPlan {
 
     /// Calls `f(batch index, A offset, B offset, out offset)` in elements, per matrix product.
     fn for_each(&self, mut f: impl FnMut(usize, usize, usize)) {
-        let (mk, kn, mn) = (self.m * self.k, self.k * self.n, self.m * self.n);
+        // Saturating: only an empty operand can have a product past usize::MAX, and then
+        // no offset is ever used.
+        let (mk, kn, mn) = (self.m.saturating_mul(self.k), self.k.saturating_mul(self.n), self.m.saturating_mul(self.n));
         for_each_broadcast(&self.batch, [&self.a_strides, &self.b_strides], |o, [ia, ib]| f(ia * mk, ib * kn, o * mn));
     }
 }
@@ -477,7 +479,7 @@ impl Op for MatMulInteger {
         let (mut ad, mut bd) = (widen(&a)?, widen(&b)?);
         let (m, k, n) = (plan.m, plan.k, plan.n);
         // Subtract the zero points up front: per tensor, per row of A, per column of B.
-        let batches = |s: &[usize]| s[..s.len().saturating_sub(2)].iter().product::<usize>();
+        let batches = |s: &[usize]| s[..s.len().saturating_sub(2)].iter().fold(1usize, |a, &d| a.saturating_mul(d));
         let za = zero_points(inputs.get(2).copied().flatten(), m, batches(a.shape))?;
         let zb = zero_points(inputs.get(3).copied().flatten(), n, batches(b.shape))?;
         for (i, v) in ad.iter_mut().enumerate() {

@@ -92,6 +92,12 @@ pub(super) fn checked_len(factors: &[usize], what: &str) -> Result<usize> {
         .ok_or_else(|| IrError::Shape(format!("{what} of size {factors:?} is too large")))
 }
 
+/// The element count of `dims`, saturating: sub-shapes of an empty tensor may multiply
+/// past `usize::MAX`, and then nothing is ever indexed with the result.
+pub(super) fn sat_numel(dims: &[usize]) -> usize {
+    dims.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
+}
+
 /// Advances a row-major multi-index over `shape`; returns false once it wraps to zeros.
 pub(super) fn next_index(idx: &mut [usize], shape: &[usize]) -> bool {
     for d in (0..idx.len()).rev() {

@@ -1,6 +1,6 @@
 //! Normalizations: BatchNormalization (inference), InstanceNormalization and LRN.
 
-use super::{check_float, f32_input, with_f32_output};
+use super::{sat_numel, check_float, f32_input, with_f32_output};
 use crate::ops::util::{req, req_view};
 use crate::ops::Op;
 use crate::{Attrs, Fact, IrError, Result, View, ViewMut};
@@ -33,10 +33,10 @@ fn bn_param_len(x: &[usize], params: &[&[usize]]) -> Result<usize> {
         return Err(IrError::Shape(format!("BatchNormalization needs an input [N, C, ...], got {x:?}")));
     }
     let per_channel = x[1];
-    let per_activation: usize = x[1..].iter().product();
-    let len = params.first().map(|p| p.iter().product::<usize>()).unwrap_or(per_channel);
+    let per_activation = sat_numel(&x[1..]);
+    let len = params.first().map(|p| sat_numel(p)).unwrap_or(per_channel);
     for p in params {
-        let n: usize = p.iter().product();
+        let n = sat_numel(p);
         let fits = (n == per_channel && p.len() == 1) || (n == per_activation && *p == &x[1..]);
         if !fits || n != len {
             return Err(IrError::Shape(format!(
@@ -79,7 +79,7 @@ impl Op for BatchNorm {
             })
             .unzip();
         // Each parameter entry covers a run of `inner` contiguous elements.
-        let inner: usize = if len == x.shape[1] { x.shape[2..].iter().product() } else { 1 };
+        let inner = if len == x.shape[1] { sat_numel(&x.shape[2..]) } else { 1 };
         let xd = f32_input("BatchNormalization", &x)?;
         with_f32_output("BatchNormalization", out, |y| {
             if inner == 0 || len == 0 {
@@ -143,7 +143,7 @@ impl Op for InstanceNorm {
         let out = outputs.first_mut().ok_or_else(|| IrError::Graph("InstanceNormalization has no output".into()))?;
         check_channel_params("InstanceNormalization", x.shape, &[s.shape, b.shape])?;
         let channels = x.shape[1];
-        let size: usize = x.shape[2..].iter().product();
+        let size = sat_numel(&x.shape[2..]);
         let (xd, sd, bd) = (
             f32_input("InstanceNormalization", &x)?,
             f32_input("InstanceNormalization", &s)?,
@@ -213,7 +213,7 @@ impl Op for Lrn {
             return Err(IrError::Shape(format!("LRN needs an input [N, C, ...], got {:?}", x.shape)));
         }
         let channels = x.shape[1];
-        let size: usize = x.shape[2..].iter().product();
+        let size = sat_numel(&x.shape[2..]);
         // The window of channel c is [c - before, c + after].
         let before = (self.size - 1) / 2;
         let after = self.size - 1 - before;

@@ -1,6 +1,6 @@
 //! Pooling: MaxPool, AveragePool and LpPool over sliding windows, and their global forms.
 
-use super::{check_float, f32_input, next_index, with_f32_output, Geometry, WindowAttrs};
+use super::{sat_numel, check_float, f32_input, next_index, with_f32_output, Geometry, WindowAttrs};
 use crate::ops::util::{req, req_view};
 use crate::ops::Op;
 use crate::{dispatch_dtype, Attrs, DType, Elem, Fact, IrError, Result, View, ViewMut};
@@ -178,8 +178,8 @@ fn pool_planes<T>(
     mut f: impl FnMut(usize, &[usize], usize) -> T,
     y: &mut [T],
 ) {
-    let in_size: usize = in_sp.iter().product();
-    let out_size: usize = g.out.iter().product();
+    let in_size = sat_numel(in_sp);
+    let out_size = sat_numel(&g.out);
     if out_size == 0 {
         return;
     }
@@ -276,7 +276,7 @@ impl Op for GlobalPool {
         if x.shape.len() < 2 {
             return Err(IrError::Shape(format!("{name} needs an input [N, C, ...], got {:?}", x.shape)));
         }
-        let size: usize = x.shape[2..].iter().product();
+        let size = sat_numel(&x.shape[2..]);
         match self.kind {
             PoolKind::Max => {
                 check_pool_dtype(self.kind, x.dtype)?;

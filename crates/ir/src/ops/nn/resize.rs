@@ -549,7 +549,7 @@ impl Op for Resize {
 /// Nearest mode: every output element copies one input element (or the extrapolation value).
 fn gather<T: Elem>(plan: &Plan, in_shape: &[usize], x: &[T], extrapolation: T, y: &mut [T]) {
     let rank = in_shape.len();
-    let total: usize = plan.out_shape.iter().product();
+    let total = super::sat_numel(&plan.out_shape);
     if total == 0 {
         return;
     }
@@ -581,17 +581,23 @@ fn gather<T: Elem>(plan: &Plan, in_shape: &[usize], x: &[T], extrapolation: T, y
     }
 }
 
-/// Linear and cubic modes: applies each axis' taps in turn (in f64).
+/// Linear and cubic modes: applies each axis' taps in turn (in f64), shrinking axes
+/// first so that no intermediate is larger than both the input and the output.
 fn interpolate(plan: &Plan, in_shape: &[usize], mut data: Vec<f64>, extrapolation: f64) -> Vec<f64> {
     let mut shape = in_shape.to_vec();
-    for d in 0..shape.len() {
+    let mut order: Vec<usize> = (0..shape.len()).collect();
+    order.sort_by(|&a, &b| {
+        let ratio = |d: usize| plan.out_shape[d] as f64 / in_shape[d].max(1) as f64;
+        ratio(a).total_cmp(&ratio(b))
+    });
+    for d in order {
         let taps = &plan.taps[d];
         let (in_len, out_len) = (shape[d], plan.out_shape[d]);
         if in_len == out_len && taps.is_identity(in_len) {
             continue;
         }
-        let outer: usize = shape[..d].iter().product();
-        let inner: usize = shape[d + 1..].iter().product();
+        let outer = super::sat_numel(&shape[..d]);
+        let inner = super::sat_numel(&shape[d + 1..]);
         let mut next = vec![0f64; outer * out_len * inner];
         if inner > 0 {
             for o in 0..outer {
