@@ -110,9 +110,11 @@ fn run_case(dir: &Path, tol: Tol) -> Result<(), String> {
         }
         let (plan, _) = build(graph, &opts).map_err(|e| format!("build: {e}"))?;
         let bytes = plan.to_bytes();
-        let in_memory = Engine::new(plan).map_err(|e| format!("load: {e}"))?.run(&feed).map_err(|e| format!("run: {e}"))?;
+        let in_memory =
+            Engine::new(plan).map_err(|e| format!("load: {e}"))?.run(&feed).map_err(|e| format!("run: {e}"))?;
         let reloaded = Plan::from_bytes(&bytes).map_err(|e| format!("reload: {e}"))?;
-        let outs = Engine::new(reloaded).map_err(|e| format!("load: {e}"))?.run(&feed).map_err(|e| format!("run: {e}"))?;
+        let outs =
+            Engine::new(reloaded).map_err(|e| format!("load: {e}"))?.run(&feed).map_err(|e| format!("run: {e}"))?;
         if outs.len() != expected.len() {
             return Err(format!("{} outputs, expected {}", outs.len(), expected.len()));
         }
@@ -208,5 +210,9 @@ fn manifest_covers_supported_ops() {
         }
     }
     let report: Vec<String> = missing.iter().map(|(op, cases)| format!("{op}: {}", cases.join(" "))).collect();
-    assert!(missing.is_empty(), "node tests of supported ops neither in manifest.txt nor excluded.txt:\n{}", report.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "node tests of supported ops neither in manifest.txt nor excluded.txt:\n{}",
+        report.join("\n")
+    );
 }

@@ -14,7 +14,9 @@ fn engine() -> Engine {
 
 fn input(seed: u32) -> Tensor {
     let n = 3 * 48 * 192;
-    let v: Vec<f32> = (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect();
+    let v: Vec<f32> = (0..n)
+        .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
     Tensor::from_vec(&[1, 3, 48, 192], v).unwrap()
 }
 

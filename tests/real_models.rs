@@ -16,12 +16,14 @@ use std::path::Path;
 const TOL: Tol = Tol { atol: 1e-4, rtol: 1e-3 };
 
 fn check_model(dir: &Path) -> Result<ErrStats, String> {
-    let spec: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
     let shapes = spec["shapes"].as_object().ok_or("model.json: no shapes")?;
     let mut opts = BuildOptions::default();
     for (name, dims) in shapes {
-        let dims: Vec<usize> = dims.as_array().ok_or("shape")?.iter().filter_map(|d| d.as_u64()).map(|d| d as usize).collect();
+        let dims: Vec<usize> =
+            dims.as_array().ok_or("shape")?.iter().filter_map(|d| d.as_u64()).map(|d| d as usize).collect();
         opts.shapes.insert(name.clone(), dims);
     }
     let model = dir.join(spec["model"].as_str().ok_or("model.json: no model")?);
@@ -31,7 +33,11 @@ fn check_model(dir: &Path) -> Result<ErrStats, String> {
         report.model_nodes, report.kernels, report.weights_bytes, report.arena_bytes, report.activations_bytes
     );
     // The saved plan must behave exactly like the in-memory one.
-    let file = std::env::temp_dir().join(format!("sinter-test-{}-{}.plan", std::process::id(), dir.file_name().unwrap_or_default().to_string_lossy()));
+    let file = std::env::temp_dir().join(format!(
+        "sinter-test-{}-{}.plan",
+        std::process::id(),
+        dir.file_name().unwrap_or_default().to_string_lossy()
+    ));
     plan.save(&file).map_err(|e| e.to_string())?;
     let loaded = Engine::load(&file).map_err(|e| format!("load: {e}"))?;
     let _ = std::fs::remove_file(&file);

@@ -3,7 +3,10 @@
 //! - `cargo xtask test`: fetch test data and the onnxruntime oracle (cached), then run every test.
 //! - `cargo xtask testdata`: only fetch and prepare the test data.
 //! - `cargo xtask optable`: regenerate the README's operator table from the conformance manifest.
+//! - `cargo xtask conformance`: run every ONNX node test and rewrite the conformance manifest
+//!   (passing cases) and the excluded list (every other case, with its error as the reason).
 
+mod conformance;
 mod optable;
 
 use anyhow::{bail, Context, Result};
@@ -23,7 +26,7 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
@@ -37,7 +40,9 @@ fn venv() -> Result<PathBuf> {
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
         run(Command::new(python).args(["-m", "venv"]).arg(&venv))?;
-        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&req))?;
+        run(Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&req))?;
         std::fs::write(&stamp, wanted)?;
     }
     Ok(venv)
@@ -93,8 +98,15 @@ fn main() -> Result<()> {
     match task.as_str() {
         "demo" => demo(),
         "test" => test(),
-        "testdata" => testdata().map(|(m, n)| println!("SINTER_MODELS_DIR={}\nSINTER_ONNX_NODE_DIR={}", m.display(), n.display())),
+        "testdata" => {
+            testdata().map(|(m, n)| println!("SINTER_MODELS_DIR={}\nSINTER_ONNX_NODE_DIR={}", m.display(), n.display()))
+        }
         "optable" => optable::write(&root()),
-        _ => bail!("usage: cargo xtask <demo|test|testdata|optable>"),
+        "conformance" => {
+            let (_, node) = testdata()?;
+            conformance::update(&root(), &node)?;
+            optable::write(&root())
+        }
+        _ => bail!("usage: cargo xtask <demo|test|testdata|optable|conformance>"),
     }
 }

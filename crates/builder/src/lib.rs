@@ -61,7 +61,8 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
     let mut needed: HashSet<&str> = graph.outputs.iter().map(|o| o.name.as_str()).collect();
     let mut keep = vec![false; graph.nodes.len()];
     for (i, node) in graph.nodes.iter().enumerate().rev() {
-        let live = node.outputs.iter().any(|o| needed.contains(o.as_str()) && facts.get(o).is_some_and(|f| f.value.is_none()));
+        let live =
+            node.outputs.iter().any(|o| needed.contains(o.as_str()) && facts.get(o).is_some_and(|f| f.value.is_none()));
         if live {
             keep[i] = true;
             needed.extend(node.inputs.iter().filter(|n| !n.is_empty()).map(|s| s.as_str()));
@@ -92,15 +93,16 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         ids.insert(name.to_string(), id);
         arena_ids.push(id);
     }
-    let mut const_id = |tensors: &mut Vec<TensorDesc>, ids: &mut HashMap<String, u32>, name: &str, t: &Arc<Tensor>| -> u32 {
-        if let Some(&id) = ids.get(name) {
-            return id;
-        }
-        let loc = weights.push(t.bytes());
-        let id = add(tensors, name, &Fact::constant(t.clone()), loc);
-        ids.insert(name.to_string(), id);
-        id
-    };
+    let mut const_id =
+        |tensors: &mut Vec<TensorDesc>, ids: &mut HashMap<String, u32>, name: &str, t: &Arc<Tensor>| -> u32 {
+            if let Some(&id) = ids.get(name) {
+                return id;
+            }
+            let loc = weights.push(t.bytes());
+            let id = add(tensors, name, &Fact::constant(t.clone()), loc);
+            ids.insert(name.to_string(), id);
+            id
+        };
 
     let mut kernels = Vec::new();
     for (node, _) in graph.nodes.iter().zip(&keep).filter(|(_, k)| **k) {
@@ -119,7 +121,10 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
             inputs.push(Some(id));
         }
         // Every output the op produces gets a buffer, named or not.
-        let out_facts = sinter_ir::infer::infer_node(node, &node.inputs.iter().map(|n| if n.is_empty() { None } else { facts.get(n) }).collect::<Vec<_>>())?;
+        let out_facts = sinter_ir::infer::infer_node(
+            node,
+            &node.inputs.iter().map(|n| if n.is_empty() { None } else { facts.get(n) }).collect::<Vec<_>>(),
+        )?;
         let mut outputs = Vec::with_capacity(out_facts.len());
         for (i, f) in out_facts.iter().enumerate() {
             let name = match node.outputs.get(i) {

@@ -19,7 +19,12 @@ fn aligned(n: u64) -> u64 {
 
 /// Plans offsets for `arena_ids`. Step 0 is "before the first kernel" (inputs are written),
 /// kernel k runs at step k+1; graph outputs live until the end.
-pub(crate) fn plan_arena(tensors: &[TensorDesc], kernels: &[KernelDesc], arena_ids: &[u32], outputs: &[u32]) -> ArenaLayout {
+pub(crate) fn plan_arena(
+    tensors: &[TensorDesc],
+    kernels: &[KernelDesc],
+    arena_ids: &[u32],
+    outputs: &[u32],
+) -> ArenaLayout {
     let end = kernels.len() as u64 + 1;
     let mut life: HashMap<u32, (u64, u64)> = arena_ids.iter().map(|&id| (id, (0, 0))).collect();
     for (k, kd) in kernels.iter().enumerate() {

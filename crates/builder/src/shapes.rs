@@ -16,10 +16,9 @@ pub fn parse_shapes(spec: &str) -> Result<HashMap<String, Vec<usize>>, BuildErro
         let dims = if dims.is_empty() {
             Vec::new()
         } else {
-            dims.split('x')
-                .map(|d| d.trim().parse::<usize>())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| BuildError::Shapes(format!("shape '{item}': dims must be non-negative integers separated by 'x'")))?
+            dims.split('x').map(|d| d.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>().map_err(|_| {
+                BuildError::Shapes(format!("shape '{item}': dims must be non-negative integers separated by 'x'"))
+            })?
         };
         if out.insert(name.to_string(), dims).is_some() {
             return Err(BuildError::Shapes(format!("input '{name}' is given two shapes")));
@@ -38,7 +37,10 @@ pub(crate) fn resolve_inputs(graph: &Graph, opts: &BuildOptions) -> Result<HashM
     let names: Vec<&str> = graph.runtime_inputs().map(|v| v.name.as_str()).collect();
     for n in opts.shapes.keys().chain(opts.freeze.keys()) {
         if !names.contains(&n.as_str()) {
-            return Err(BuildError::Shapes(format!("the model has no input '{n}'; its inputs are: {}", names.join(", "))));
+            return Err(BuildError::Shapes(format!(
+                "the model has no input '{n}'; its inputs are: {}",
+                names.join(", ")
+            )));
         }
     }
     let mut facts = HashMap::new();
@@ -75,11 +77,20 @@ pub(crate) fn resolve_inputs(graph: &Graph, opts: &BuildOptions) -> Result<HashM
                         vi.name,
                         show(dims),
                         vi.name,
-                        dims.iter().map(|d| match d { Dim::Fixed(v) => v.to_string(), Dim::Sym(_) => "1".into() }).collect::<Vec<_>>().join("x")
+                        dims.iter()
+                            .map(|d| match d {
+                                Dim::Fixed(v) => v.to_string(),
+                                Dim::Sym(_) => "1".into(),
+                            })
+                            .collect::<Vec<_>>()
+                            .join("x")
                     ))
                 })?,
             (None, None) => {
-                return Err(BuildError::Shapes(format!("input '{}' has no declared shape; give it with --shapes", vi.name)))
+                return Err(BuildError::Shapes(format!(
+                    "input '{}' has no declared shape; give it with --shapes",
+                    vi.name
+                )))
             }
         };
         facts.insert(vi.name.clone(), Fact::new(vi.dtype, shape));

@@ -48,7 +48,11 @@ pub fn run(plan: &Path, s: &Settings, input_specs: &[String]) -> Result<()> {
     // Every worker runs its own context: warm-up, then timed iterations.
     let per_thread = s.iterations.div_ceil(s.threads);
     let barrier = std::sync::Barrier::new(s.threads);
-    let bar = if s.json { ProgressBar::hidden() } else { crate::progress::bar((per_thread * s.threads) as u64, "benchmarking") };
+    let bar = if s.json {
+        ProgressBar::hidden()
+    } else {
+        crate::progress::bar((per_thread * s.threads) as u64, "benchmarking")
+    };
     let samples: Vec<(Vec<f64>, Instant, Instant)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..s.threads)
             .map(|_| {
@@ -71,7 +75,10 @@ pub fn run(plan: &Path, s: &Settings, input_specs: &[String]) -> Result<()> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| bail!("a bench thread panicked"))).collect::<Result<Vec<_>>>()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| bail!("a bench thread panicked")))
+            .collect::<Result<Vec<_>>>()
     })?;
     bar.finish_and_clear();
     // Throughput over the timed phase only (all workers start together after warm-up).

@@ -15,10 +15,7 @@ pub fn run(model: &Path, output: &Path, shapes: Option<&str>) -> Result<()> {
     println!("  folded at build   {}", report.folded_nodes);
     println!("  kernels in plan   {}", report.kernels);
     println!("  weight bytes      {}", report.weights_bytes);
-    println!(
-        "  arena bytes       {} (all activations: {})",
-        report.arena_bytes, report.activations_bytes
-    );
+    println!("  arena bytes       {} (all activations: {})", report.arena_bytes, report.activations_bytes);
     println!("  build time        {:.1} ms", report.build_time.as_secs_f64() * 1e3);
     Ok(())
 }

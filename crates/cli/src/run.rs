@@ -28,7 +28,13 @@ fn summary(t: &Tensor) -> String {
     let (min, max) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
     let mean = if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
     let head: Vec<String> = v.iter().take(6).map(|x| format!("{x:.5}")).collect();
-    format!("{}{:?} min {min:.5} max {max:.5} mean {mean:.5} [{}{}]", t.dtype(), t.shape(), head.join(", "), if v.len() > 6 { ", …" } else { "" })
+    format!(
+        "{}{:?} min {min:.5} max {max:.5} mean {mean:.5} [{}{}]",
+        t.dtype(),
+        t.shape(),
+        head.join(", "),
+        if v.len() > 6 { ", …" } else { "" }
+    )
 }
 
 pub fn run(plan: &Path, input_specs: &[String], output_dir: Option<&Path>, seed: u64) -> Result<()> {

@@ -62,7 +62,9 @@ fn inspect_json_contract() {
     assert_eq!(v["outputs"][0]["shape"], serde_json::json!([1, 2]));
     let kernels = v["kernels"].as_array().expect("kernels array");
     assert!(!kernels.is_empty());
-    assert!(kernels.iter().all(|k| k["nodes"].as_array().is_some_and(|n| !n.is_empty() && n[0]["op_type"].is_string())));
+    assert!(kernels
+        .iter()
+        .all(|k| k["nodes"].as_array().is_some_and(|n| !n.is_empty() && n[0]["op_type"].is_string())));
     assert!(v["weights_bytes"].as_u64().unwrap() > 400_000);
     assert!(v["arena_bytes"].as_u64().unwrap() > 0);
 }
@@ -95,7 +97,8 @@ fn run_writes_sanitised_npy_outputs() {
 
 #[test]
 fn bench_json_contract() {
-    let out = sinter(&["bench", plan().to_str().unwrap(), "--warmup", "1", "--iterations", "4", "--threads", "2", "--json"]);
+    let out =
+        sinter(&["bench", plan().to_str().unwrap(), "--warmup", "1", "--iterations", "4", "--threads", "2", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     for key in ["load_ms", "first_inference_ms", "throughput_per_s"] {
@@ -121,7 +124,10 @@ fn bad_plans_are_clear_errors() {
     fails_with(&sinter(&["run", corrupt("magic.plan", |b| b[0] ^= 0xff).to_str().unwrap()]), "not a Sinter plan");
     fails_with(&sinter(&["run", corrupt("flip.plan", |b| *b.last_mut().unwrap() ^= 1).to_str().unwrap()]), "checksum");
     fails_with(
-        &sinter(&["inspect", corrupt("newer.plan", |b| b[8..12].copy_from_slice(&99u32.to_le_bytes())).to_str().unwrap()]),
+        &sinter(&[
+            "inspect",
+            corrupt("newer.plan", |b| b[8..12].copy_from_slice(&99u32.to_le_bytes())).to_str().unwrap(),
+        ]),
         "newer",
     );
     fails_with(&sinter(&["inspect", tmp("does-not-exist.plan").to_str().unwrap()]), "does-not-exist.plan");

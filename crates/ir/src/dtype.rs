@@ -55,10 +55,25 @@ impl DType {
     /// Name of an ONNX data type code, for error messages about unsupported types.
     pub fn onnx_name(code: i32) -> &'static str {
         match code {
-            1 => "float", 2 => "uint8", 3 => "int8", 4 => "uint16", 5 => "int16", 6 => "int32",
-            7 => "int64", 8 => "string", 9 => "bool", 10 => "float16", 11 => "double",
-            12 => "uint32", 13 => "uint64", 14 => "complex64", 15 => "complex128", 16 => "bfloat16",
-            17..=20 => "float8", 21 => "uint4", 22 => "int4",
+            1 => "float",
+            2 => "uint8",
+            3 => "int8",
+            4 => "uint16",
+            5 => "int16",
+            6 => "int32",
+            7 => "int64",
+            8 => "string",
+            9 => "bool",
+            10 => "float16",
+            11 => "double",
+            12 => "uint32",
+            13 => "uint64",
+            14 => "complex64",
+            15 => "complex128",
+            16 => "bfloat16",
+            17..=20 => "float8",
+            21 => "uint4",
+            22 => "int4",
             _ => "unknown",
         }
     }
@@ -154,12 +169,30 @@ impl Elem for half::f16 {
 macro_rules! dispatch_dtype {
     ($dtype:expr, $t:ident => $body:expr) => {
         match $dtype {
-            $crate::DType::F32 => { type $t = f32; $body }
-            $crate::DType::F16 => { type $t = $crate::half::f16; $body }
-            $crate::DType::I8 => { type $t = i8; $body }
-            $crate::DType::U8 | $crate::DType::Bool => { type $t = u8; $body }
-            $crate::DType::I32 => { type $t = i32; $body }
-            $crate::DType::I64 => { type $t = i64; $body }
+            $crate::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            $crate::DType::F16 => {
+                type $t = $crate::half::f16;
+                $body
+            }
+            $crate::DType::I8 => {
+                type $t = i8;
+                $body
+            }
+            $crate::DType::U8 | $crate::DType::Bool => {
+                type $t = u8;
+                $body
+            }
+            $crate::DType::I32 => {
+                type $t = i32;
+                $body
+            }
+            $crate::DType::I64 => {
+                type $t = i64;
+                $body
+            }
         }
     };
 }

@@ -47,7 +47,10 @@ pub fn infer_graph(graph: &Graph, inputs: &HashMap<String, Fact>) -> Result<Hash
             .get(&vi.name)
             .ok_or_else(|| IrError::Graph(format!("no shape given for graph input '{}'", vi.name)))?;
         if f.dtype != vi.dtype {
-            return Err(IrError::Graph(format!("input '{}' is {} but the model declares {}", vi.name, f.dtype, vi.dtype)));
+            return Err(IrError::Graph(format!(
+                "input '{}' is {} but the model declares {}",
+                vi.name, f.dtype, vi.dtype
+            )));
         }
         facts.insert(vi.name.clone(), f.clone());
     }

@@ -34,7 +34,10 @@ pub fn numel(shape: &[usize]) -> usize {
 
 /// Number of elements, failing on overflow (shapes come from untrusted files).
 pub fn checked_numel(shape: &[usize]) -> Result<usize> {
-    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| IrError::Shape(format!("shape {shape:?} is too large")))
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| IrError::Shape(format!("shape {shape:?} is too large")))
 }
 
 /// An owned, dense, row-major tensor.
@@ -68,7 +71,8 @@ impl Tensor {
     /// Copies little-endian element bytes into a new tensor, checking the length.
     pub fn from_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<Tensor> {
         let n = checked_numel(shape)?;
-        let expected = n.checked_mul(dtype.size()).ok_or_else(|| IrError::Shape(format!("shape {shape:?} is too large")))?;
+        let expected =
+            n.checked_mul(dtype.size()).ok_or_else(|| IrError::Shape(format!("shape {shape:?} is too large")))?;
         if bytes.len() != expected {
             return Err(IrError::Data(format!(
                 "{dtype} tensor of shape {shape:?} needs {expected} bytes, got {}",
@@ -229,7 +233,8 @@ impl<'a> View<'a> {
     /// Typed elements. Fails on a dtype mismatch or misaligned bytes.
     pub fn as_slice<T: Elem>(&self) -> Result<&'a [T]> {
         check_elem::<T>(self.dtype)?;
-        bytemuck::try_cast_slice(self.data).map_err(|e| IrError::Data(format!("cannot view bytes as {}: {e}", T::DTYPE)))
+        bytemuck::try_cast_slice(self.data)
+            .map_err(|e| IrError::Data(format!("cannot view bytes as {}: {e}", T::DTYPE)))
     }
     pub fn len(&self) -> usize {
         numel(self.shape)
@@ -268,7 +273,8 @@ pub struct ViewMut<'a> {
 impl<'a> ViewMut<'a> {
     pub fn as_slice_mut<T: Elem>(&mut self) -> Result<&mut [T]> {
         check_elem::<T>(self.dtype)?;
-        bytemuck::try_cast_slice_mut(self.data).map_err(|e| IrError::Data(format!("cannot view bytes as {}: {e}", T::DTYPE)))
+        bytemuck::try_cast_slice_mut(self.data)
+            .map_err(|e| IrError::Data(format!("cannot view bytes as {}: {e}", T::DTYPE)))
     }
     pub fn len(&self) -> usize {
         numel(self.shape)

@@ -1,7 +1,9 @@
 //! Graph-level behaviour: consistency checks, topological sorting, folding of
 //! shape subgraphs during inference, and the reference interpreter.
 
-use sinter_ir::{check, infer::infer_graph, interp, ops, AttrValue, Attrs, DType, Fact, Graph, Node, Tensor, ValueInfo};
+use sinter_ir::{
+    check, infer::infer_graph, interp, ops, AttrValue, Attrs, DType, Fact, Graph, Node, Tensor, ValueInfo,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 

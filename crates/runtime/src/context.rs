@@ -28,12 +28,9 @@ impl Context {
 
     /// Copies `t` into the arena slot of input `name`, checking dtype and shape.
     pub fn set_input(&mut self, name: &str, t: &Tensor) -> Result<()> {
-        let (info, slot) = self
-            .shared
-            .inputs
-            .iter()
-            .find(|(i, _)| i.name == name)
-            .ok_or_else(|| RuntimeError::UnknownInput { name: name.to_string(), expected: names(&self.shared.inputs) })?;
+        let (info, slot) = self.shared.inputs.iter().find(|(i, _)| i.name == name).ok_or_else(|| {
+            RuntimeError::UnknownInput { name: name.to_string(), expected: names(&self.shared.inputs) }
+        })?;
         if t.dtype() != info.dtype || t.shape() != info.shape.as_slice() {
             return Err(RuntimeError::InputMismatch {
                 name: name.to_string(),
@@ -58,7 +55,8 @@ impl Context {
         let shared = self.shared.clone();
         let base = self.arena.base();
         for (index, k) in shared.kernels.iter().enumerate() {
-            let ins: Vec<Option<View>> = k.inputs.iter().map(|s| s.as_ref().map(|s| view(&shared.plan, base, s))).collect();
+            let ins: Vec<Option<View>> =
+                k.inputs.iter().map(|s| s.as_ref().map(|s| view(&shared.plan, base, s))).collect();
             let mut outs: Vec<ViewMut> = k
                 .outputs
                 .iter()
@@ -104,11 +102,9 @@ impl Context {
             }
         }
         for (info, _) in &shared.inputs {
-            let t = inputs
-                .iter()
-                .find(|(n, _)| n.as_ref() == info.name)
-                .map(|(_, t)| t.borrow())
-                .ok_or_else(|| RuntimeError::MissingInput { name: info.name.clone(), expected: names(&shared.inputs) })?;
+            let t = inputs.iter().find(|(n, _)| n.as_ref() == info.name).map(|(_, t)| t.borrow()).ok_or_else(|| {
+                RuntimeError::MissingInput { name: info.name.clone(), expected: names(&shared.inputs) }
+            })?;
             self.set_input(&info.name, t)?;
         }
         self.run()?;
@@ -126,7 +122,9 @@ fn view<'a>(plan: &'a sinter_plan::Plan, base: *mut u8, s: &'a Slot) -> View<'a>
     let data: &[u8] = match s.loc {
         // SAFETY: arena slots lie inside the arena (checked at load), and no output of
         // the running kernel overlaps its inputs (checked at load).
-        Location::Arena { offset, bytes } => unsafe { std::slice::from_raw_parts(base.add(offset as usize), bytes as usize) },
+        Location::Arena { offset, bytes } => unsafe {
+            std::slice::from_raw_parts(base.add(offset as usize), bytes as usize)
+        },
         Location::Weights { .. } => weight_bytes(plan, s).unwrap_or(&[]),
     };
     View { dtype: s.dtype, shape: &s.shape, data }

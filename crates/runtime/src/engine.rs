@@ -52,7 +52,10 @@ impl Engine {
             return Err(RuntimeError::InvalidPlan(format!("input '{}' is not in the activation arena", i.name)));
         }
         let scratch_floats = kernels.iter().map(|k| k.exec.scratch_floats()).max().unwrap_or(0);
-        Ok(Engine { shared: Arc::new(Shared { plan, kernels, inputs, outputs, scratch_floats }), idle: Mutex::new(Vec::new()) })
+        Ok(Engine {
+            shared: Arc::new(Shared { plan, kernels, inputs, outputs, scratch_floats }),
+            idle: Mutex::new(Vec::new()),
+        })
     }
 
     pub fn plan(&self) -> &Plan {

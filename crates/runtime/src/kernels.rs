@@ -23,7 +23,12 @@ impl Exec for Generic {
     }
 }
 
-pub(crate) fn select(op: Arc<dyn Op>, op_type: &str, inputs: &[Option<Slot>], outputs: &[Slot]) -> Result<Box<dyn Exec>> {
+pub(crate) fn select(
+    op: Arc<dyn Op>,
+    op_type: &str,
+    inputs: &[Option<Slot>],
+    outputs: &[Slot],
+) -> Result<Box<dyn Exec>> {
     let all_f32 = inputs.iter().flatten().chain(outputs).all(|s| s.dtype == DType::F32);
     if all_f32 && op_type == "MatMul" {
         if let Some(k) = MatMul::new(inputs, outputs) {
@@ -61,8 +66,23 @@ impl MatMul {
         let a_batch: usize = a.shape[..a.shape.len() - 2].iter().product();
         let b_batch: usize = b.shape[..b.shape.len() - 2].iter().product();
         // Only the simple cases: full batch or a single broadcast matrix.
-        let stride = |count: usize, size: usize| if count == batch { Some(size) } else if count == 1 { Some(0) } else { None };
-        Some(MatMul { batch, m, k, n, a_batch_stride: stride(a_batch, m * k)?, b_batch_stride: stride(b_batch, k * n)? })
+        let stride = |count: usize, size: usize| {
+            if count == batch {
+                Some(size)
+            } else if count == 1 {
+                Some(0)
+            } else {
+                None
+            }
+        };
+        Some(MatMul {
+            batch,
+            m,
+            k,
+            n,
+            a_batch_stride: stride(a_batch, m * k)?,
+            b_batch_stride: stride(b_batch, k * n)?,
+        })
     }
 }
 
@@ -85,7 +105,17 @@ impl Exec for MatMul {
 
 /// `y = a·b + beta·y` for row/column strided f32 matrices (strides in elements).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sgemm(m: usize, k: usize, n: usize, a: &[f32], a_st: (usize, usize), b: &[f32], b_st: (usize, usize), y: &mut [f32], beta: f32) {
+pub(crate) fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_st: (usize, usize),
+    b: &[f32],
+    b_st: (usize, usize),
+    y: &mut [f32],
+    beta: f32,
+) {
     debug_assert!(y.len() >= m * n);
     if m == 0 || n == 0 {
         return;

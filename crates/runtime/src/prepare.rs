@@ -83,9 +83,11 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Vec<Prepared>> {
     let mut out = Vec::with_capacity(meta.kernels.len());
     for (index, k) in meta.kernels.iter().enumerate() {
         let node = k.nodes.first().map(|n| n.name.clone()).unwrap_or_default();
-        let bad = |msg: String| RuntimeError::InvalidKernel { index, op_type: k.op_type.clone(), node: node.clone(), msg };
+        let bad =
+            |msg: String| RuntimeError::InvalidKernel { index, op_type: k.op_type.clone(), node: node.clone(), msg };
         let op = sinter_ir::ops::build(&k.op_type, &k.attrs, k.opset).map_err(|e| bad(e.to_string()))?;
-        let inputs = k.inputs.iter().map(|i| i.map(|id| slot(meta, wlen, id)).transpose()).collect::<Result<Vec<_>>>()?;
+        let inputs =
+            k.inputs.iter().map(|i| i.map(|id| slot(meta, wlen, id)).transpose()).collect::<Result<Vec<_>>>()?;
         let outputs = k.outputs.iter().map(|&id| slot(meta, wlen, id)).collect::<Result<Vec<_>>>()?;
 
         // Re-infer from the operands: the kernels trust these shapes, the file does not get to.

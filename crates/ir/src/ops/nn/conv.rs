@@ -2,8 +2,9 @@
 //! the blocked GEMM.
 
 use super::gemm::{sgemm, Mat};
-use super::{sat_numel, 
-    check_float, checked_len, f32_input, next_index, valid_range, with_f32_output, AutoPad, Geometry, WindowAttrs,
+use super::{
+    check_float, checked_len, f32_input, next_index, sat_numel, valid_range, with_f32_output, AutoPad, Geometry,
+    WindowAttrs,
 };
 use crate::ops::util::{req, req_view};
 use crate::ops::Op;

@@ -212,7 +212,8 @@ impl MatMulPlan {
     fn for_each(&self, mut f: impl FnMut(usize, usize, usize)) {
         // Saturating: only an empty operand can have a product past usize::MAX, and then
         // no offset is ever used.
-        let (mk, kn, mn) = (self.m.saturating_mul(self.k), self.k.saturating_mul(self.n), self.m.saturating_mul(self.n));
+        let (mk, kn, mn) =
+            (self.m.saturating_mul(self.k), self.k.saturating_mul(self.n), self.m.saturating_mul(self.n));
         for_each_broadcast(&self.batch, [&self.a_strides, &self.b_strides], |o, [ia, ib]| f(ia * mk, ib * kn, o * mn));
     }
 }

@@ -1,6 +1,6 @@
 //! Normalizations: BatchNormalization (inference), InstanceNormalization and LRN.
 
-use super::{sat_numel, check_float, f32_input, with_f32_output};
+use super::{check_float, f32_input, sat_numel, with_f32_output};
 use crate::ops::util::{req, req_view};
 use crate::ops::Op;
 use crate::{Attrs, Fact, IrError, Result, View, ViewMut};

@@ -1,6 +1,6 @@
 //! Pooling: MaxPool, AveragePool and LpPool over sliding windows, and their global forms.
 
-use super::{sat_numel, check_float, f32_input, next_index, with_f32_output, Geometry, WindowAttrs};
+use super::{check_float, f32_input, next_index, sat_numel, with_f32_output, Geometry, WindowAttrs};
 use crate::ops::util::{req, req_view};
 use crate::ops::Op;
 use crate::{dispatch_dtype, Attrs, DType, Elem, Fact, IrError, Result, View, ViewMut};

@@ -381,9 +381,12 @@ impl Resize {
         };
         let first = (-reach).floor() + 1.0;
         if first < -2048.0 {
-            return Err(IrError::Unsupported(format!("antialiased resize by scale {scale} needs too many taps per output")));
+            return Err(IrError::Unsupported(format!(
+                "antialiased resize by scale {scale} needs too many taps per output"
+            )));
         }
-        let (first, n) = if self.mode == Mode::Nearest { (0, 1) } else { (first as i64, (2 - 2 * first as i64) as usize) };
+        let (first, n) =
+            if self.mode == Mode::Nearest { (0, 1) } else { (first as i64, (2 - 2 * first as i64) as usize) };
         let mut t = AxisTaps {
             n,
             idx: Vec::with_capacity(out_len * n),

@@ -38,7 +38,13 @@ pub(super) fn run(op: &str, opset: i64, attrs: &[(&str, AttrValue)], inputs: Vec
 
 /// [`run`], skipping evaluation (with an `Unsupported` error) when the inferred output
 /// has more than `max_out` elements.
-fn run_limited(op: &str, opset: i64, attrs: &[(&str, AttrValue)], inputs: Vec<Option<Tensor>>, max_out: usize) -> Result<Tensor> {
+fn run_limited(
+    op: &str,
+    opset: i64,
+    attrs: &[(&str, AttrValue)],
+    inputs: Vec<Option<Tensor>>,
+    max_out: usize,
+) -> Result<Tensor> {
     let mut a = Attrs::new();
     for (k, v) in attrs {
         a.insert(k, v.clone());
@@ -355,11 +361,13 @@ fn random_attributes_and_shapes_never_panic() {
         .into_iter()
         .filter(|_| rng.gen_bool(0.5))
         .collect();
-        let ops = ["Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalMaxPool", "MatMul", "Gemm", "LRN"];
+        let ops =
+            ["Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalMaxPool", "MatMul", "Gemm", "LRN"];
         let op = ops[rng.gen_range(0..ops.len())];
         ok += run_limited(op, 13, &attrs, vec![pat(F32, &shape, 0), pat(F32, &wshape, 1)], 1 << 20).is_ok() as usize;
         // Resize with random scales / sizes.
-        let scales: Vec<f64> = (0..rank).map(|_| [0.0, 0.3, 1.0, 2.5, 1e-30, 1e30, f64::NAN][rng.gen_range(0..7)]).collect();
+        let scales: Vec<f64> =
+            (0..rank).map(|_| [0.0, 0.3, 1.0, 2.5, 1e-30, 1e30, f64::NAN][rng.gen_range(0..7)]).collect();
         let sizes: Vec<f64> = (0..rank).map(|_| pick(&mut rng) as f64).collect();
         let modes = ["nearest", "linear", "cubic"];
         let coords = ["half_pixel", "align_corners", "tf_crop_and_resize", "asymmetric", "pytorch_half_pixel"];
@@ -369,8 +377,13 @@ fn random_attributes_and_shapes_never_panic() {
             ("antialias", AttrValue::Int(rng.gen_range(0..2))),
             ("exclude_outside", AttrValue::Int(rng.gen_range(0..2))),
         ];
-        let roi = val(F32, &[2 * rank], &(0..2 * rank).map(|i| [0.0, 1.0, -3.0, f64::NAN][(i + rank) % 4]).collect::<Vec<_>>());
-        let (s, z) = if rng.gen_bool(0.5) { (val(F32, &[rank], &scales), None) } else { (None, val(I64, &[rank], &sizes)) };
+        let roi = val(
+            F32,
+            &[2 * rank],
+            &(0..2 * rank).map(|i| [0.0, 1.0, -3.0, f64::NAN][(i + rank) % 4]).collect::<Vec<_>>(),
+        );
+        let (s, z) =
+            if rng.gen_bool(0.5) { (val(F32, &[rank], &scales), None) } else { (None, val(I64, &[rank], &sizes)) };
         ok += run_limited("Resize", 18, &rattrs, vec![pat(F32, &shape, 0), roi, s, z], 1 << 20).is_ok() as usize;
     }
     // Enough draws are valid that evaluation is exercised too.
