@@ -77,7 +77,7 @@ impl Conv {
             )));
         }
         let (c, m, g) = (x[1], w[0], self.group);
-        if c % g != 0 || w[1].checked_mul(g) != Some(c) || m % g != 0 {
+        if g > c.max(1) || c % g != 0 || w[1].checked_mul(g) != Some(c) || m % g != 0 {
             return Err(IrError::Shape(format!("Conv: input {x:?} and weights {w:?} do not fit group={g}")));
         }
         check_bias("Conv", b, m)?;
@@ -155,6 +155,9 @@ fn conv_f32(p: &ConvPlan, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f
     let (cg, mg) = (p.in_channels / p.groups, p.out_channels / p.groups);
     let (in_size, out_size, ksize) = (p.in_size(), p.out_size(), p.kernel_size());
     let kdim = cg * ksize;
+    if y.is_empty() {
+        return;
+    }
     let pointwise = p.is_pointwise();
     let mut col = if pointwise { Vec::new() } else { vec![0f32; kdim * out_size] };
     for n in 0..p.batch {
@@ -263,7 +266,7 @@ impl ConvTranspose {
             )));
         }
         let (c, g) = (x[1], self.group);
-        if w[0] != c || c % g != 0 {
+        if g > c.max(1) || w[0] != c || c % g != 0 {
             return Err(IrError::Shape(format!("ConvTranspose: input {x:?} and weights {w:?} do not fit group={g}")));
         }
         let m =
@@ -379,6 +382,9 @@ impl Op for ConvTranspose {
 fn conv_transpose_f32(p: &ConvPlan, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let (cg, mg) = (p.in_channels / p.groups, p.out_channels / p.groups);
     let (in_size, out_size, ksize) = (p.in_size(), p.out_size(), p.kernel_size());
+    if y.is_empty() {
+        return;
+    }
     let rows = mg * ksize;
     let mut col = vec![0f32; rows * in_size];
     for n in 0..p.batch {

@@ -1,6 +1,6 @@
 //! Pooling: MaxPool, AveragePool and LpPool over sliding windows, and their global forms.
 
-use super::{check_float, f32_input, next_index, sat_numel, with_f32_output, Geometry, WindowAttrs};
+use super::{check_float, f32_input, next_index, sat_numel, valid_range, with_f32_output, Geometry, WindowAttrs};
 use crate::ops::util::{req, req_view};
 use crate::ops::Op;
 use crate::{dispatch_dtype, Attrs, DType, Elem, Fact, IrError, Result, View, ViewMut};
@@ -208,23 +208,21 @@ fn window_taps(
 ) -> usize {
     offs.clear();
     offs.push(0);
-    let mut padded = 1;
+    let mut padded = 1usize;
     for d in 0..in_sp.len() {
         let start = (oidx[d] * g.strides[d]) as i64 - g.pad_begin[d];
-        let len = in_sp[d] as i64;
+        // Taps j with start + j * dilation inside the input, and inside the padded input
+        // (solved arithmetically: kernel sizes come from attributes and may be huge).
+        let (lo, hi) = valid_range(start, g.dilations[d], in_sp[d], g.kernel[d]);
+        let padded_len = (in_sp[d] as i64 + g.pad_begin[d] + g.pad_end[d]).max(0) as usize;
+        let (plo, phi) = valid_range(start + g.pad_begin[d], g.dilations[d], padded_len, g.kernel[d]);
         tmp.clear();
-        let mut count = 0;
-        for j in 0..g.kernel[d] {
-            let i = start + (j * g.dilations[d]) as i64;
-            if i >= -g.pad_begin[d] && i < len + g.pad_end[d] {
-                count += 1;
-            }
-            if (0..len).contains(&i) {
-                tmp.extend(offs.iter().map(|&b| b + i as usize * in_strides[d]));
-            }
+        for j in lo..hi {
+            let i = (start + (j * g.dilations[d]) as i64) as usize;
+            tmp.extend(offs.iter().map(|&b| b + i * in_strides[d]));
         }
         std::mem::swap(offs, tmp);
-        padded *= count;
+        padded = padded.saturating_mul(phi - plo);
     }
     padded
 }

@@ -336,7 +336,9 @@ fn random_attributes_and_shapes_never_panic() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let extremes = [0i64, 1, 2, 3, -1, 1 << 40, i64::MAX, i64::MIN];
     let mut ok = 0;
-    for _ in 0..200000 {
+    // SINTER_FUZZ_ITERS raises the count for a longer local hunt.
+    let iters = std::env::var("SINTER_FUZZ_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    for _ in 0..iters {
         let pick = |rng: &mut rand_chacha::ChaCha8Rng| -> i64 {
             if rng.gen_bool(0.2) {
                 extremes[rng.gen_range(0..extremes.len())]
