@@ -142,7 +142,7 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
             attrs: node.attrs.clone(),
             inputs,
             outputs,
-            nodes: vec![SourceNode { name: node.name.clone(), op_type: node.op_type.clone() }],
+            nodes: node.sources().into_iter().map(|(name, op_type)| SourceNode { name, op_type }).collect(),
         });
     }
 

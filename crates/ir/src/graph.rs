@@ -41,6 +41,34 @@ pub struct Node {
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
     pub op: Arc<dyn Op>,
+    /// The model nodes (name, op type) this node was fused from; empty for a node
+    /// straight from the model. Plans list them per kernel.
+    pub fused_from: Vec<(String, String)>,
+}
+
+impl Node {
+    /// Builds a node, parsing and validating its attributes.
+    pub fn new(
+        name: impl Into<String>,
+        op_type: &str,
+        opset: i64,
+        attrs: Attrs,
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+    ) -> crate::Result<Node> {
+        let name = name.into();
+        let op = crate::ops::build(op_type, &attrs, opset).map_err(|e| e.in_node(&name, op_type))?;
+        Ok(Node { name, op_type: op_type.to_string(), opset, attrs, inputs, outputs, op, fused_from: Vec::new() })
+    }
+
+    /// The model nodes this node covers: itself, or what it was fused from.
+    pub fn sources(&self) -> Vec<(String, String)> {
+        if self.fused_from.is_empty() {
+            vec![(self.name.clone(), self.op_type.clone())]
+        } else {
+            self.fused_from.clone()
+        }
+    }
 }
 
 /// A computation graph with ONNX value semantics, nodes in topological order.

@@ -1,22 +1,13 @@
 //! Graph-level behaviour: consistency checks, topological sorting, folding of
 //! shape subgraphs during inference, and the reference interpreter.
 
-use sinter_ir::{
-    check, infer::infer_graph, interp, ops, AttrValue, Attrs, DType, Fact, Graph, Node, Tensor, ValueInfo,
-};
+use sinter_ir::{check, infer::infer_graph, interp, AttrValue, Attrs, DType, Fact, Graph, Node, Tensor, ValueInfo};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 fn node(name: &str, op: &str, attrs: Attrs, inputs: &[&str], outputs: &[&str]) -> Node {
-    Node {
-        name: name.into(),
-        op_type: op.into(),
-        opset: 17,
-        op: ops::build(op, &attrs, 17).expect("op builds"),
-        attrs,
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        outputs: outputs.iter().map(|s| s.to_string()).collect(),
-    }
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    Node::new(name, op, 17, attrs, strings(inputs), strings(outputs)).expect("op builds")
 }
 
 fn io(name: &str) -> ValueInfo {

@@ -163,6 +163,7 @@ fn convert_graph(mut g: GraphProto, opset: i64, base_dir: Option<&Path>) -> Resu
             inputs: n.input.clone(),
             outputs: n.output.clone(),
             op,
+            fused_from: Vec::new(),
         });
     }
 
