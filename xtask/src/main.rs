@@ -101,11 +101,11 @@ fn main() -> Result<()> {
         "testdata" => {
             testdata().map(|(m, n)| println!("SINTER_MODELS_DIR={}\nSINTER_ONNX_NODE_DIR={}", m.display(), n.display()))
         }
-        "optable" => optable::write(&root()),
+        "optable" => optable::write(&root(), &testdata()?.1),
         "conformance" => {
             let (_, node) = testdata()?;
             conformance::update(&root(), &node)?;
-            optable::write(&root())
+            optable::write(&root(), &node)
         }
         _ => bail!("usage: cargo xtask <demo|test|testdata|optable|conformance>"),
     }

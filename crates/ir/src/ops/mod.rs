@@ -9,6 +9,7 @@ use std::sync::Arc;
 pub mod util;
 
 pub mod elementwise;
+pub mod fused;
 pub mod nn;
 pub mod reduce;
 pub mod shape_ops;
@@ -45,7 +46,7 @@ pub struct OpSpec {
     pub build: Ctor,
 }
 
-const TABLES: &[&[OpSpec]] = &[elementwise::OPS, nn::OPS, reduce::OPS, shape_ops::OPS];
+const TABLES: &[&[OpSpec]] = &[elementwise::OPS, fused::OPS, nn::OPS, reduce::OPS, shape_ops::OPS];
 
 /// The spec of an op type, if Sinter supports it.
 pub fn lookup(op_type: &str) -> Option<&'static OpSpec> {
