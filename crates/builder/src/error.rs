@@ -7,6 +7,8 @@ pub enum BuildError {
     Ir(#[from] sinter_ir::IrError),
     #[error(transparent)]
     Plan(#[from] sinter_plan::PlanError),
+    #[error(transparent)]
+    Optimizer(#[from] sinter_optimizer::OptError),
     #[error("{0}")]
     Shapes(String),
     #[error("internal builder error: {0}")]

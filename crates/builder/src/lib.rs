@@ -23,6 +23,10 @@ pub struct BuildOptions {
     pub shapes: HashMap<String, Vec<usize>>,
     /// Inputs fixed to constant values at build time (they disappear from the plan's inputs).
     pub freeze: HashMap<String, Tensor>,
+    /// Skip the optimizer (a plan with one kernel per model node, for comparisons).
+    pub no_optimize: bool,
+    /// Optimizer rules switched off by name, and its step limit.
+    pub optimizer: sinter_optimizer::Options,
 }
 
 /// A summary of one build.
@@ -39,6 +43,8 @@ pub struct BuildReport {
     pub activations_bytes: u64,
     /// Wall time of the build, including the ONNX import for [`build_onnx`].
     pub build_time: Duration,
+    /// What the optimizer applied and refused.
+    pub optimizer: sinter_optimizer::Report,
 }
 
 /// Loads an ONNX file and builds it.
@@ -54,6 +60,15 @@ pub fn build_onnx(path: &Path, opts: &BuildOptions) -> Result<(Plan, BuildReport
 pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), BuildError> {
     let start = Instant::now();
     let input_facts = shapes::resolve_inputs(graph, opts)?;
+    let mut optimized;
+    let (graph, optimizer) = if opts.no_optimize {
+        (graph, sinter_optimizer::Report::default())
+    } else {
+        optimized = graph.clone();
+        let passes = sinter_optimizer::rules::default_passes();
+        let report = sinter_optimizer::optimize(&mut optimized, &input_facts, &passes, &opts.optimizer)?;
+        (&optimized, report)
+    };
     let facts = infer_graph(graph, &input_facts)?;
     let fact = |name: &str| facts.get(name).ok_or_else(|| BuildError::Internal(format!("no fact for '{name}'")));
 
@@ -176,6 +191,7 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         arena_bytes: layout.arena_bytes,
         activations_bytes: layout.total_bytes,
         build_time: start.elapsed(),
+        optimizer,
     };
     let meta = PlanMeta {
         model_name: graph.name.clone(),

@@ -1,10 +1,51 @@
 use crate::progress::spinner;
 use anyhow::{Context, Result};
 use sinter_builder::{parse_shapes, BuildOptions};
-use std::path::Path;
+use std::path::PathBuf;
 
-pub fn run(model: &Path, output: &Path, shapes: Option<&str>) -> Result<()> {
-    let opts = BuildOptions { shapes: shapes.map(parse_shapes).transpose()?.unwrap_or_default(), ..Default::default() };
+/// Optimizer controls of `sinter build`.
+#[derive(clap::Args)]
+pub struct OptimizerArgs {
+    /// Switch an optimizer rule off (repeatable); `--list-rules` names them.
+    #[arg(long = "disable-rule", value_name = "NAME")]
+    disable_rule: Vec<String>,
+    /// Stop the optimizer after N rewrites (to bisect a wrong rewrite).
+    #[arg(long, value_name = "N")]
+    max_steps: Option<usize>,
+    /// Build without optimizing: one kernel per model node.
+    #[arg(long)]
+    no_optimize: bool,
+    /// Print every rewrite applied and every candidate refused, with the reason.
+    #[arg(long)]
+    report: bool,
+    /// List the optimizer's passes and rules, then exit.
+    #[arg(long)]
+    list_rules: bool,
+}
+
+pub fn run(model: Option<PathBuf>, output: Option<PathBuf>, shapes: Option<&str>, o: &OptimizerArgs) -> Result<()> {
+    if o.list_rules {
+        for pass in sinter_optimizer::rules::default_passes() {
+            println!("{}:", pass.name);
+            for rule in &pass.rules {
+                println!("  {}", rule.name());
+            }
+        }
+        return Ok(());
+    }
+    let (Some(model), Some(output)) = (model, output) else {
+        anyhow::bail!("sinter build needs MODEL and -o OUTPUT");
+    };
+    let (model, output) = (model.as_path(), output.as_path());
+    let opts = BuildOptions {
+        shapes: shapes.map(parse_shapes).transpose()?.unwrap_or_default(),
+        no_optimize: o.no_optimize,
+        optimizer: sinter_optimizer::Options {
+            disabled: o.disable_rule.iter().cloned().collect(),
+            max_steps: o.max_steps,
+        },
+        ..Default::default()
+    };
     let pb = spinner(&format!("building {}", model.display()));
     let built = sinter_builder::build_onnx(model, &opts);
     pb.finish_and_clear();
@@ -16,6 +57,10 @@ pub fn run(model: &Path, output: &Path, shapes: Option<&str>) -> Result<()> {
     println!("  kernels in plan   {}", report.kernels);
     println!("  weight bytes      {}", report.weights_bytes);
     println!("  arena bytes       {} (all activations: {})", report.arena_bytes, report.activations_bytes);
+    println!("  rewrites applied  {}", report.optimizer.steps);
     println!("  build time        {:.1} ms", report.build_time.as_secs_f64() * 1e3);
+    if o.report {
+        print!("{}", report.optimizer);
+    }
     Ok(())
 }

@@ -22,13 +22,16 @@ struct Cli {
 enum Command {
     /// Optimize an ONNX model into a plan file.
     Build {
-        model: PathBuf,
+        #[arg(required_unless_present = "list_rules")]
+        model: Option<PathBuf>,
         /// Output plan file.
-        #[arg(short, long)]
-        output: PathBuf,
+        #[arg(short, long, required_unless_present = "list_rules")]
+        output: Option<PathBuf>,
         /// Input shapes, e.g. `x:1x3x224x224,mask:1x16` (needed for symbolic dims).
         #[arg(long)]
         shapes: Option<String>,
+        #[command(flatten)]
+        optimizer: build::OptimizerArgs,
     },
     /// Run a plan on .npy inputs (random, seeded, where not given).
     Run {
@@ -70,7 +73,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build { model, output, shapes } => build::run(&model, &output, shapes.as_deref()),
+        Command::Build { model, output, shapes, optimizer } => build::run(model, output, shapes.as_deref(), &optimizer),
         Command::Run { plan, inputs, output_dir, seed } => run::run(&plan, &inputs, output_dir.as_deref(), seed),
         Command::Inspect { plan, json } => inspect::run(&plan, json),
         Command::Bench { plan, threads, warmup, iterations, json, inputs } => {

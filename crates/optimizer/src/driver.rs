@@ -37,8 +37,8 @@ pub fn optimize(
             pass.rules.iter().map(|r| r.as_ref()).filter(|r| !opts.disabled.contains(r.name())).collect();
         let mut refused: HashSet<(String, String, String)> = HashSet::new();
         'fixpoint: loop {
-            let facts =
-                infer_graph(graph, inputs).map_err(|e| OptError::Infer { pass: pass.name.into(), source: Box::new(e) })?;
+            let facts = infer_graph(graph, inputs)
+                .map_err(|e| OptError::Infer { pass: pass.name.into(), source: Box::new(e) })?;
             let ctx = Ctx::new(graph, &facts);
             for i in 0..graph.nodes.len() {
                 for rule in &rules {

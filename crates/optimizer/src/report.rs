@@ -49,7 +49,8 @@ impl fmt::Display for Report {
             if self.stopped_early { " (stopped by --max-steps)" } else { "" }
         )?;
         for a in &self.applied {
-            writeln!(f, "  {}/{}: {} -> {}", a.pass, a.rule, a.nodes.join(", "), a.created.join(", "))?;
+            let created = if a.created.is_empty() { "removed".to_string() } else { a.created.join(", ") };
+            writeln!(f, "  {}/{}: {} -> {created}", a.pass, a.rule, a.nodes.join(", "))?;
         }
         if !self.refused.is_empty() {
             writeln!(f, "refused:")?;
