@@ -1,5 +1,6 @@
 //! ONNX backend node conformance: the cases listed in `tests/conformance/manifest.txt`
-//! must pass through the whole pipeline (import → build → serialize → load → run),
+//! must pass through the whole pipeline (import → build → serialize → load → run), both
+//! optimized and unoptimized,
 //! compared with the expected outputs shipped in the `onnx` wheel.
 //!
 //! `SINTER_ONNX_NODE_DIR` points at `onnx/backend/test/data/node` (`cargo xtask test` sets it).
@@ -108,21 +109,24 @@ fn run_case(dir: &Path, tol: Tol) -> Result<(), String> {
                 feed.push((name.as_str(), t));
             }
         }
-        let (plan, _) = build(graph, &opts).map_err(|e| format!("build: {e}"))?;
-        let bytes = plan.to_bytes();
-        let in_memory =
-            Engine::new(plan).map_err(|e| format!("load: {e}"))?.run(&feed).map_err(|e| format!("run: {e}"))?;
-        let reloaded = Plan::from_bytes(&bytes).map_err(|e| format!("reload: {e}"))?;
-        let outs =
-            Engine::new(reloaded).map_err(|e| format!("load: {e}"))?.run(&feed).map_err(|e| format!("run: {e}"))?;
-        if outs.len() != expected.len() {
-            return Err(format!("{} outputs, expected {}", outs.len(), expected.len()));
-        }
-        for (i, ((name, ours), exp)) in outs.iter().zip(&expected).enumerate() {
-            if in_memory[i].1 != *ours {
-                return Err(format!("output '{name}': in-memory and reloaded plans differ"));
+        // Both pipelines must agree with the expected outputs.
+        for no_optimize in [false, true] {
+            let pipeline = if no_optimize { "unoptimized" } else { "optimized" };
+            let opts = BuildOptions { no_optimize, ..opts.clone() };
+            let (plan, _) = build(graph, &opts).map_err(|e| format!("{pipeline} build: {e}"))?;
+            let bytes = plan.to_bytes();
+            let run = |plan| Engine::new(plan).and_then(|e| e.run(&feed)).map_err(|e| format!("{pipeline} run: {e}"));
+            let in_memory = run(plan)?;
+            let outs = run(Plan::from_bytes(&bytes).map_err(|e| format!("reload: {e}"))?)?;
+            if outs.len() != expected.len() {
+                return Err(format!("{} outputs, expected {}", outs.len(), expected.len()));
             }
-            compare(ours, exp, tol).map_err(|e| format!("output {i} '{name}': {e}"))?;
+            for (i, ((name, ours), exp)) in outs.iter().zip(&expected).enumerate() {
+                if in_memory[i].1 != *ours {
+                    return Err(format!("output '{name}': in-memory and reloaded plans differ"));
+                }
+                compare(ours, exp, tol).map_err(|e| format!("{pipeline}: output {i} '{name}': {e}"))?;
+            }
         }
     }
     Ok(())

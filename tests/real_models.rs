@@ -15,12 +15,12 @@ use std::path::Path;
 /// FP32 tolerance against onnxruntime: |ours − ort| ≤ 1e-4 + 1e-3·|ort|.
 const TOL: Tol = Tol { atol: 1e-4, rtol: 1e-3 };
 
-fn check_model(dir: &Path) -> Result<ErrStats, String> {
+fn check_model(dir: &Path, no_optimize: bool) -> Result<ErrStats, String> {
     let spec: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
     let shapes = spec["shapes"].as_object().ok_or("model.json: no shapes")?;
-    let mut opts = BuildOptions::default();
+    let mut opts = BuildOptions { no_optimize, ..Default::default() };
     for (name, dims) in shapes {
         let dims: Vec<usize> =
             dims.as_array().ok_or("shape")?.iter().filter_map(|d| d.as_u64()).map(|d| d as usize).collect();
@@ -72,13 +72,17 @@ fn check_model(dir: &Path) -> Result<ErrStats, String> {
 fn run_model(name: &str) {
     let Some(root) = data_dir("SINTER_MODELS_DIR", "real-model checks") else { return };
     let dir = root.join(name);
-    println!("{name}:");
-    match check_model(&dir) {
-        Ok(s) => println!(
-            "{name}: vs onnxruntime max abs error {:.3e}, max rel error {:.3e} ({:.3e} where |ort| >= 1e-3)",
-            s.max_abs, s.max_rel, s.max_rel_significant
-        ),
-        Err(e) => panic!("{name}: {e}"),
+    // The optimized and the unoptimized plan must both match onnxruntime.
+    for no_optimize in [false, true] {
+        let pipeline = if no_optimize { "unoptimized" } else { "optimized" };
+        println!("{name} ({pipeline}):");
+        match check_model(&dir, no_optimize) {
+            Ok(s) => println!(
+                "{name} ({pipeline}): vs onnxruntime max abs error {:.3e}, max rel error {:.3e} ({:.3e} where |ort| >= 1e-3)",
+                s.max_abs, s.max_rel, s.max_rel_significant
+            ),
+            Err(e) => panic!("{name} ({pipeline}): {e}"),
+        }
     }
 }
 

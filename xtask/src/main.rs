@@ -73,7 +73,7 @@ fn test() -> Result<()> {
     let (models, node) = testdata()?;
     run(cargo()
         .current_dir(root())
-        .args(["test", "--workspace", "--release"])
+        .args(["test", "--workspace", "--release", "--no-fail-fast"])
         .env("SINTER_MODELS_DIR", &models)
         .env("SINTER_ONNX_NODE_DIR", &node)
         .env("SINTER_REQUIRE_TESTDATA", "1"))

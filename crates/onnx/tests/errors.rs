@@ -60,7 +60,7 @@ fn opset_range_and_domains() {
                 assert!(!ok, "opset {v}: {e}");
                 assert_eq!(
                     e.to_string(),
-                    format!("opset {v} of the default ONNX domain is not supported (Sinter supports opsets 7 to 21)")
+                    format!("opset {v} of the default ONNX domain is not supported (Sinter supports opsets 7 to 22)")
                 );
             }
         }
