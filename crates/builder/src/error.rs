@@ -11,6 +11,8 @@ pub enum BuildError {
     Optimizer(#[from] sinter_optimizer::OptError),
     #[error("{0}")]
     Shapes(String),
+    #[error("the planned activation arena needs {arena} bytes, more than the --max-memory limit of {limit} bytes")]
+    ArenaTooLarge { arena: u64, limit: u64 },
     #[error("internal builder error: {0}")]
     Internal(String),
 }

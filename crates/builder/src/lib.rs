@@ -2,7 +2,9 @@
 //! infers every shape (folding constant subgraphs on the way), drops what the
 //! outputs do not need, lays the weights out and plans the activation arena.
 
+mod alias;
 mod error;
+mod log;
 mod memory;
 mod shapes;
 
@@ -27,6 +29,8 @@ pub struct BuildOptions {
     pub no_optimize: bool,
     /// Optimizer rules switched off by name, and its step limit.
     pub optimizer: sinter_optimizer::Options,
+    /// Fail the build when the planned activation arena would be larger than this many bytes.
+    pub max_memory: Option<u64>,
 }
 
 /// A summary of one build.
@@ -39,8 +43,15 @@ pub struct BuildReport {
     pub kernels: usize,
     pub weights_bytes: u64,
     pub arena_bytes: u64,
-    /// Sum of all activation sizes: what the arena would be without reuse.
+    /// Sum of all activation sizes: what the arena would be without reuse or aliasing.
     pub activations_bytes: u64,
+    /// Concat kernels removed because their producers write straight into the output.
+    pub concats_eliminated: usize,
+    /// Split and Slice kernels removed because their outputs are views of their input.
+    pub splits_eliminated: usize,
+    /// Tensors that live inside another tensor's bytes, as (tensor id, id of the
+    /// group root whose arena range holds it): these overlap their group by design.
+    pub aliased: Vec<(u32, u32)>,
     /// Wall time of the build, including the ONNX import for [`build_onnx`].
     pub build_time: Duration,
     /// What the optimizer applied and refused.
@@ -60,6 +71,7 @@ pub fn build_onnx(path: &Path, opts: &BuildOptions) -> Result<(Plan, BuildReport
 pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), BuildError> {
     let start = Instant::now();
     let input_facts = shapes::resolve_inputs(graph, opts)?;
+    let source = graph;
     let mut optimized;
     let (graph, optimizer) = if opts.no_optimize {
         (graph, sinter_optimizer::Report::default())
@@ -171,17 +183,28 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         };
         outputs.push(Binding { name: o.name.clone(), tensor: id });
     }
-    let inputs = runtime_inputs.iter().map(|n| Binding { name: n.to_string(), tensor: ids[*n] }).collect();
+    let inputs: Vec<Binding> =
+        runtime_inputs.iter().map(|n| Binding { name: n.to_string(), tensor: ids[*n] }).collect();
 
+    let weights = weights.finish();
     let output_ids: Vec<u32> = outputs.iter().map(|b: &Binding| b.tensor).collect();
-    let layout = memory::plan_arena(&tensors, &kernels, &arena_ids, &output_ids);
+    let input_ids: Vec<u32> = inputs.iter().map(|b: &Binding| b.tensor).collect();
+    let (kernels, aliases) = if opts.no_optimize {
+        (kernels, alias::Aliases::default())
+    } else {
+        let pinned: HashSet<u32> = input_ids.iter().chain(&output_ids).copied().collect();
+        alias::eliminate(&tensors, kernels, &pinned, &weights)
+    };
+    let layout = memory::plan_arena(&tensors, &kernels, &arena_ids, &input_ids, &output_ids, &aliases);
+    if let Some(limit) = opts.max_memory.filter(|&l| layout.arena_bytes > l) {
+        return Err(BuildError::ArenaTooLarge { arena: layout.arena_bytes, limit });
+    }
     for (id, offset) in &layout.offsets {
         if let Location::Arena { bytes, .. } = tensors[*id as usize].location {
             tensors[*id as usize].location = Location::Arena { offset: *offset, bytes };
         }
     }
 
-    let weights = weights.finish();
     let model_nodes = graph.source_nodes.max(graph.nodes.len());
     let report = BuildReport {
         model_nodes,
@@ -190,6 +213,9 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         weights_bytes: weights.len() as u64,
         arena_bytes: layout.arena_bytes,
         activations_bytes: layout.total_bytes,
+        concats_eliminated: aliases.concats,
+        splits_eliminated: aliases.splits,
+        aliased: aliases.members(),
         build_time: start.elapsed(),
         optimizer,
     };
@@ -201,6 +227,8 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         tensors,
         kernels,
         arena_bytes: layout.arena_bytes,
+        optimizer: log::optimizer_log(&report.optimizer),
+        source_graph: log::source_graph(source),
     };
     let plan = Plan::new(meta, weights)?;
     Ok((plan, report))

@@ -21,6 +21,9 @@ pub struct OptimizerArgs {
     /// List the optimizer's passes and rules, then exit.
     #[arg(long)]
     list_rules: bool,
+    /// Refuse a plan whose activation arena would exceed BYTES.
+    #[arg(long, value_name = "BYTES")]
+    max_memory: Option<u64>,
 }
 
 pub fn run(model: Option<PathBuf>, output: Option<PathBuf>, shapes: Option<&str>, o: &OptimizerArgs) -> Result<()> {
@@ -40,6 +43,7 @@ pub fn run(model: Option<PathBuf>, output: Option<PathBuf>, shapes: Option<&str>
     let opts = BuildOptions {
         shapes: shapes.map(parse_shapes).transpose()?.unwrap_or_default(),
         no_optimize: o.no_optimize,
+        max_memory: o.max_memory,
         optimizer: sinter_optimizer::Options {
             disabled: o.disable_rule.iter().cloned().collect(),
             max_steps: o.max_steps,
@@ -53,11 +57,15 @@ pub fn run(model: Option<PathBuf>, output: Option<PathBuf>, shapes: Option<&str>
     plan.save(output).with_context(|| format!("writing {}", output.display()))?;
     println!("built {} -> {}", model.display(), output.display());
     println!("  nodes in model    {}", report.model_nodes);
-    println!("  folded at build   {}", report.folded_nodes);
+    println!("  folded or fused   {}", report.folded_nodes);
     println!("  kernels in plan   {}", report.kernels);
     println!("  weight bytes      {}", report.weights_bytes);
     println!("  arena bytes       {} (all activations: {})", report.arena_bytes, report.activations_bytes);
     println!("  rewrites applied  {}", report.optimizer.steps);
+    println!(
+        "  eliminated        {} concats, {} splits/slices (written in place)",
+        report.concats_eliminated, report.splits_eliminated
+    );
     println!("  build time        {:.1} ms", report.build_time.as_secs_f64() * 1e3);
     if o.report {
         print!("{}", report.optimizer);

@@ -8,8 +8,14 @@ fn io_json(t: &TensorDesc) -> serde_json::Value {
 }
 
 /// Reads only the header and the schedule: inspecting a plan never touches its weights.
-pub fn run(plan: &Path, as_json: bool) -> Result<()> {
+pub fn run(plan: &Path, as_json: bool, dot: bool, svg: bool) -> Result<()> {
     let info = PlanInfo::read(plan).with_context(|| format!("reading {}", plan.display()))?;
+    if dot {
+        for f in crate::dot::write(plan, &info.meta, svg)? {
+            println!("wrote {}", f.display());
+        }
+        return Ok(());
+    }
     let (header, meta) = (&info.header, &info.meta);
     let tensor = |id: u32| meta.tensors.get(id as usize);
     let ios = |b: &[sinter_plan::Binding]| b.iter().filter_map(|b| tensor(b.tensor)).collect::<Vec<_>>();
@@ -37,7 +43,13 @@ pub fn run(plan: &Path, as_json: bool) -> Result<()> {
             "outputs": outputs.iter().map(|t| io_json(t)).collect::<Vec<_>>(),
             "kernels": kernels,
             "weights_bytes": header.weights.len,
-            "arena_bytes": meta.arena_bytes,
+            "arena_bytes": header.arena_bytes,
+            "rewrites": meta.optimizer.applied.iter().map(|a| json!({
+                "pass": a.pass, "rule": a.rule, "nodes": a.nodes, "created": a.created,
+            })).collect::<Vec<_>>(),
+            "refusals": meta.optimizer.refused.iter().map(|r| json!({
+                "pass": r.pass, "rule": r.rule, "node": r.node, "reason": r.reason,
+            })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -45,7 +57,7 @@ pub fn run(plan: &Path, as_json: bool) -> Result<()> {
     println!("plan {}", plan.display());
     println!("  format v{}, produced by sinter {}, target {}", header.format_version, header.producer, header.target);
     println!("  model '{}': {} ONNX nodes -> {} kernels", meta.model_name, meta.source_nodes, meta.kernels.len());
-    println!("  weights {} bytes, arena {} bytes", header.weights.len, meta.arena_bytes);
+    println!("  weights {} bytes, arena {} bytes", header.weights.len, header.arena_bytes);
     for (label, list) in [("inputs", &inputs), ("outputs", &outputs)] {
         println!("{label}:");
         for t in list {
@@ -65,6 +77,15 @@ pub fn run(plan: &Path, as_json: bool) -> Result<()> {
             .map(|t| if let Location::Weights { bytes, .. } = t.location { bytes } else { 0 })
             .sum();
         println!("  {i:4} {:<20} {:<40} -> {shape} (weights {weights} B)", k.op_type, names.join(","));
+    }
+    let log = &meta.optimizer;
+    println!("optimizer: {} rewrites applied, {} candidates refused", log.applied.len(), log.refused.len());
+    for a in &log.applied {
+        let created = if a.created.is_empty() { "removed".to_string() } else { a.created.join(", ") };
+        println!("  {}/{}: {} -> {created}", a.pass, a.rule, a.nodes.join(", "));
+    }
+    for r in &log.refused {
+        println!("  refused {}/{}: {}: {}", r.pass, r.rule, r.node, r.reason);
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod build;
+mod dot;
 mod inputs;
 mod inspect;
 mod progress;
@@ -51,6 +52,12 @@ enum Command {
         plan: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Write the graph before and after optimization as PLAN.before.dot / PLAN.after.dot.
+        #[arg(long)]
+        dot: bool,
+        /// Also render them to SVG with Graphviz (`dot` on PATH).
+        #[arg(long)]
+        svg: bool,
     },
     /// Measure load time, first inference and steady-state latency.
     Bench {
@@ -75,7 +82,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build { model, output, shapes, optimizer } => build::run(model, output, shapes.as_deref(), &optimizer),
         Command::Run { plan, inputs, output_dir, seed } => run::run(&plan, &inputs, output_dir.as_deref(), seed),
-        Command::Inspect { plan, json } => inspect::run(&plan, json),
+        Command::Inspect { plan, json, dot, svg } => inspect::run(&plan, json, dot || svg, svg),
         Command::Bench { plan, threads, warmup, iterations, json, inputs } => {
             bench::run(&plan, &bench::Settings { threads, warmup, iterations, json }, &inputs)
         }

@@ -2,6 +2,7 @@
 //! independently of any library version. See docs/plan-format.md for the byte table.
 
 use crate::error::{PlanError, Result};
+use crate::validate::check_arena_size;
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 8] = *b"SINTPLAN";
@@ -10,24 +11,34 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const HEADER_SIZE: usize = 128;
 /// Alignment of the weight section in the file and of every tensor inside it.
 pub const ALIGN: u64 = 64;
-/// Size of the fixed, zero-padded UTF-8 string fields (producer, target).
+/// Size of the zero-padded UTF-8 target field: the longest target name a plan can record.
 pub const FIXED_STR_LEN: usize = 24;
+/// Size of the zero-padded UTF-8 producer field (a crate version such as "0.1.0").
+pub const PRODUCER_LEN: usize = 16;
 /// The version of the crate that wrote a plan.
 pub const PRODUCER: &str = env!("CARGO_PKG_VERSION");
 /// Target of plans that run on any machine.
 pub const DEFAULT_TARGET: &str = "generic";
 
-const _: () = assert!(PRODUCER.len() <= FIXED_STR_LEN, "crate version does not fit the header");
+const _: () = assert!(PRODUCER.len() <= PRODUCER_LEN, "crate version does not fit the header");
 
 // Field offsets (v1).
 const OFF_VERSION: usize = 8;
 const OFF_HEADER_SIZE: usize = 12;
 const OFF_PRODUCER: usize = 16;
-const OFF_TARGET: usize = 40;
-const OFF_META: usize = 64;
-const OFF_WEIGHTS: usize = 88;
-const OFF_FILE_LEN: usize = 112;
+const OFF_TARGET: usize = 32;
+const OFF_META: usize = 56;
+const OFF_WEIGHTS: usize = 80;
+const OFF_FILE_LEN: usize = 104;
+const OFF_ARENA_BYTES: usize = 112;
 const OFF_HEADER_CHECKSUM: usize = 120;
+
+// The fields tile the header exactly, without gaps or overlaps.
+const _: () = assert!(OFF_TARGET == OFF_PRODUCER + PRODUCER_LEN);
+const _: () = assert!(OFF_META == OFF_TARGET + FIXED_STR_LEN);
+const _: () = assert!(OFF_WEIGHTS == OFF_META + 24 && OFF_FILE_LEN == OFF_WEIGHTS + 24);
+const _: () = assert!(OFF_ARENA_BYTES == OFF_FILE_LEN + 8 && OFF_HEADER_CHECKSUM == OFF_ARENA_BYTES + 8);
+const _: () = assert!(OFF_HEADER_CHECKSUM + 8 == HEADER_SIZE);
 
 /// A byte range of the file and the xxh3-64 of its contents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +67,9 @@ pub struct Header {
     pub weights: Section,
     /// Total length of the file, header included.
     pub file_len: u64,
+    /// Size of the activation arena each execution context allocates (a copy of
+    /// `PlanMeta::arena_bytes`, so tools can size a plan from the header alone).
+    pub arena_bytes: u64,
 }
 
 /// Where the sections of a v1 file go: meta right after the header, weights at the
@@ -78,7 +92,7 @@ pub(crate) fn check_fixed_str(what: &str, s: &str) -> Result<()> {
 
 impl Header {
     /// The v1 header for the given section contents.
-    pub(crate) fn new(meta: &[u8], weights: &[u8], target: &str) -> Result<Header> {
+    pub(crate) fn new(meta: &[u8], weights: &[u8], target: &str, arena_bytes: u64) -> Result<Header> {
         check_fixed_str("target", target)?;
         let (weights_offset, file_len) = layout(meta.len() as u64, weights.len() as u64)
             .ok_or_else(|| PlanError::Invalid("plan is larger than 2^64 bytes".into()))?;
@@ -89,6 +103,7 @@ impl Header {
             meta: Section { offset: HEADER_SIZE as u64, len: meta.len() as u64, checksum: xxh3_64(meta) },
             weights: Section { offset: weights_offset, len: weights.len() as u64, checksum: xxh3_64(weights) },
             file_len,
+            arena_bytes,
         })
     }
 
@@ -99,14 +114,15 @@ impl Header {
         b[..8].copy_from_slice(&MAGIC);
         put(&mut b, OFF_VERSION, &self.format_version.to_le_bytes());
         put(&mut b, OFF_HEADER_SIZE, &(HEADER_SIZE as u32).to_le_bytes());
-        put_str(&mut b, OFF_PRODUCER, &self.producer);
-        put_str(&mut b, OFF_TARGET, &self.target);
+        put_str(&mut b, OFF_PRODUCER, PRODUCER_LEN, &self.producer);
+        put_str(&mut b, OFF_TARGET, FIXED_STR_LEN, &self.target);
         for (off, s) in [(OFF_META, &self.meta), (OFF_WEIGHTS, &self.weights)] {
             put(&mut b, off, &s.offset.to_le_bytes());
             put(&mut b, off + 8, &s.len.to_le_bytes());
             put(&mut b, off + 16, &s.checksum.to_le_bytes());
         }
         put(&mut b, OFF_FILE_LEN, &self.file_len.to_le_bytes());
+        put(&mut b, OFF_ARENA_BYTES, &self.arena_bytes.to_le_bytes());
         let sum = xxh3_64(&b[..OFF_HEADER_CHECKSUM]);
         put(&mut b, OFF_HEADER_CHECKSUM, &sum.to_le_bytes());
         b
@@ -115,8 +131,9 @@ impl Header {
     /// Decodes and checks the header from the first bytes of a file (`prefix` may be the
     /// whole file or just its beginning). Checks, in order: magic, format version (these
     /// 12 bytes keep their meaning in every version), header length, header checksum,
-    /// string fields, and that the sections are laid out as v1 requires.
-    /// Does not look at the sections themselves.
+    /// string fields, that the sections are laid out as v1 requires, and that the arena
+    /// size is within [`crate::MAX_ARENA_BYTES`]. Does not look at the sections themselves
+    /// (so the arena size is not yet known to match the meta's).
     pub fn decode(prefix: &[u8]) -> Result<Header> {
         let magic_len = prefix.len().min(MAGIC.len());
         if prefix[..magic_len] != MAGIC[..magic_len] {
@@ -146,11 +163,12 @@ impl Header {
         let section = |off| Section { offset: u64_at(b, off), len: u64_at(b, off + 8), checksum: u64_at(b, off + 16) };
         let h = Header {
             format_version: u32_at(b, OFF_VERSION),
-            producer: get_str(b, OFF_PRODUCER, "producer")?,
-            target: get_str(b, OFF_TARGET, "target")?,
+            producer: get_str(b, OFF_PRODUCER, PRODUCER_LEN, "producer")?,
+            target: get_str(b, OFF_TARGET, FIXED_STR_LEN, "target")?,
             meta: section(OFF_META),
             weights: section(OFF_WEIGHTS),
             file_len: u64_at(b, OFF_FILE_LEN),
+            arena_bytes: u64_at(b, OFF_ARENA_BYTES),
         };
         let expected = layout(h.meta.len, h.weights.len);
         if h.meta.offset != HEADER_SIZE as u64 || expected != Some((h.weights.offset, h.file_len)) {
@@ -159,6 +177,7 @@ impl Header {
                 h.meta.offset, h.meta.len, h.weights.offset, h.weights.len, h.file_len
             )));
         }
+        check_arena_size(h.arena_bytes)?;
         Ok(h)
     }
 }
@@ -167,8 +186,8 @@ fn put(b: &mut [u8; HEADER_SIZE], off: usize, v: &[u8]) {
     b[off..off + v.len()].copy_from_slice(v);
 }
 
-fn put_str(b: &mut [u8; HEADER_SIZE], off: usize, s: &str) {
-    let mut n = s.len().min(FIXED_STR_LEN);
+fn put_str(b: &mut [u8; HEADER_SIZE], off: usize, field_len: usize, s: &str) {
+    let mut n = s.len().min(field_len);
     while !s.is_char_boundary(n) {
         n -= 1;
     }
@@ -188,9 +207,9 @@ fn u64_at(b: &[u8; HEADER_SIZE], off: usize) -> u64 {
 }
 
 /// A zero-padded UTF-8 field: text, then only zero bytes.
-fn get_str(b: &[u8; HEADER_SIZE], off: usize, what: &str) -> Result<String> {
-    let field = &b[off..off + FIXED_STR_LEN];
-    let n = field.iter().position(|&c| c == 0).unwrap_or(FIXED_STR_LEN);
+fn get_str(b: &[u8; HEADER_SIZE], off: usize, field_len: usize, what: &str) -> Result<String> {
+    let field = &b[off..off + field_len];
+    let n = field.iter().position(|&c| c == 0).unwrap_or(field_len);
     let (text, pad) = field.split_at(n);
     let bad = || PlanError::Corrupted(format!("header {what} field is not zero-padded UTF-8"));
     if pad.iter().any(|&c| c != 0) {

@@ -75,6 +75,19 @@ fn decode_meta(bytes: &[u8]) -> Result<PlanMeta> {
     Ok(meta)
 }
 
+/// Validates a decoded meta against the header it came with: the weights length, and the
+/// arena size, which the header repeats so tools can read it without the meta.
+fn validate_with_header(meta: &PlanMeta, header: &Header) -> Result<()> {
+    validate(meta, header.weights.len)?;
+    if header.arena_bytes != meta.arena_bytes {
+        return Err(PlanError::Corrupted(format!(
+            "header says the arena is {} bytes but the meta says {}",
+            header.arena_bytes, meta.arena_bytes
+        )));
+    }
+    Ok(())
+}
+
 /// Checks every byte of a complete plan file and decodes its meta.
 fn parse(data: &[u8]) -> Result<Parsed> {
     let header = Header::decode(data)?;
@@ -101,7 +114,7 @@ fn parse(data: &[u8]) -> Result<Parsed> {
         return Err(PlanError::ChecksumMismatch { section: "weights" });
     }
     let meta = decode_meta(meta_bytes)?;
-    validate(&meta, header.weights.len)?;
+    validate_with_header(&meta, &header)?;
     Ok(Parsed { header, meta, meta_range, weights_range })
 }
 
@@ -111,7 +124,7 @@ impl Plan {
     pub fn new(meta: PlanMeta, weights: Vec<u8>) -> Result<Plan> {
         validate(&meta, weights.len() as u64)?;
         let meta_bytes = postcard::to_allocvec(&meta).map_err(PlanError::Encode)?;
-        let header = Header::new(&meta_bytes, &weights, DEFAULT_TARGET)?;
+        let header = Header::new(&meta_bytes, &weights, DEFAULT_TARGET, meta.arena_bytes)?;
         Ok(Plan { header, meta, meta_bytes, weights: Weights::Owned(AlignedBytes::copy_from(&weights)) })
     }
 
@@ -253,7 +266,9 @@ fn read_prefix(file: &mut File, path: &Path) -> Result<Header> {
     Header::decode(&prefix)
 }
 
-/// Reads and checks only the header (the first 128 bytes) of a plan file.
+/// Reads and checks only the header (the first 128 bytes) of a plan file: enough for the
+/// section sizes and the arena size. The header's arena size is checked against the meta
+/// only by a full load or [`PlanInfo::read`].
 pub fn read_header(path: impl AsRef<Path>) -> Result<Header> {
     let path = path.as_ref();
     let mut file = File::open(path).map_err(PlanError::io("cannot open plan", path))?;
@@ -262,7 +277,7 @@ pub fn read_header(path: impl AsRef<Path>) -> Result<Header> {
 
 impl PlanInfo {
     /// Reads the header and the meta section only, checking the meta checksum and
-    /// validating it (against the weight length the header records). The weight bytes
+    /// validating it (against the weight length and arena size the header records). The weight bytes
     /// are neither read nor checked.
     pub fn read(path: impl AsRef<Path>) -> Result<PlanInfo> {
         let path = path.as_ref();
@@ -281,7 +296,7 @@ impl PlanInfo {
             return Err(PlanError::ChecksumMismatch { section: "meta" });
         }
         let meta = decode_meta(&meta_bytes)?;
-        validate(&meta, header.weights.len)?;
+        validate_with_header(&meta, &header)?;
         Ok(PlanInfo { header, meta })
     }
 }

@@ -52,6 +52,43 @@ pub struct Binding {
     pub tensor: TensorId,
 }
 
+/// One rewrite the optimizer applied.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppliedRewrite {
+    pub pass: String,
+    pub rule: String,
+    /// Nodes removed or merged.
+    pub nodes: Vec<String>,
+    /// Nodes created.
+    pub created: Vec<String>,
+}
+
+/// A candidate an optimizer rule refused, with the reason.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RefusedRewrite {
+    pub pass: String,
+    pub rule: String,
+    pub node: String,
+    pub reason: String,
+}
+
+/// What the optimizer did to build this plan (`sinter inspect` shows it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerLog {
+    pub applied: Vec<AppliedRewrite>,
+    pub refused: Vec<RefusedRewrite>,
+}
+
+/// A node of the source model's graph, kept so `sinter inspect --dot` can draw the
+/// graph before optimization (no weights, a few bytes per node).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GraphNode {
+    pub name: String,
+    pub op_type: String,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+}
+
 /// Everything in a plan except the weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanMeta {
@@ -65,6 +102,9 @@ pub struct PlanMeta {
     pub kernels: Vec<KernelDesc>,
     /// Size of the activation arena one execution context allocates.
     pub arena_bytes: u64,
+    pub optimizer: OptimizerLog,
+    /// The source model's graph (model nodes after import, without `Constant` nodes).
+    pub source_graph: Vec<GraphNode>,
 }
 
 impl Location {

@@ -26,14 +26,20 @@ fn kernel_label(i: usize, k: &KernelDesc) -> String {
     }
 }
 
-/// Validates `meta` against a weight blob of `weights_len` bytes.
-pub(crate) fn validate(meta: &PlanMeta, weights_len: u64) -> Result<()> {
-    if meta.arena_bytes > MAX_ARENA_BYTES || usize::try_from(meta.arena_bytes).is_err() {
+/// Rejects arena sizes no real model needs or this machine cannot address. Shared by the
+/// meta validation and the header decoder, so both report an oversized arena alike.
+pub(crate) fn check_arena_size(arena_bytes: u64) -> Result<()> {
+    if arena_bytes > MAX_ARENA_BYTES || usize::try_from(arena_bytes).is_err() {
         return Err(invalid(format!(
-            "arena of {} bytes is larger than the limit of {MAX_ARENA_BYTES} bytes",
-            meta.arena_bytes
+            "arena of {arena_bytes} bytes is larger than the limit of {MAX_ARENA_BYTES} bytes"
         )));
     }
+    Ok(())
+}
+
+/// Validates `meta` against a weight blob of `weights_len` bytes.
+pub(crate) fn validate(meta: &PlanMeta, weights_len: u64) -> Result<()> {
+    check_arena_size(meta.arena_bytes)?;
     for (i, t) in meta.tensors.iter().enumerate() {
         check_tensor(i, t, meta.arena_bytes, weights_len)?;
     }
@@ -93,8 +99,14 @@ fn check_tensor(i: usize, t: &TensorDesc, arena_bytes: u64, weights_len: u64) ->
             t.shape
         )));
     }
-    if offset % ALIGN != 0 {
-        return Err(invalid(format!("{}: {space} offset {offset} is not {ALIGN}-byte aligned", label())));
+    // Typed views need element alignment only; arena tensors may sit inside an aliased
+    // buffer (a Concat's slice) at any element boundary. Weights are always 64-aligned.
+    let align = match t.location {
+        Location::Arena { .. } => t.dtype.size().max(1) as u64,
+        Location::Weights { .. } => ALIGN,
+    };
+    if offset % align != 0 {
+        return Err(invalid(format!("{}: {space} offset {offset} is not {align}-byte aligned", label())));
     }
     if !matches!(offset.checked_add(bytes), Some(end) if end <= limit) {
         return Err(invalid(format!(

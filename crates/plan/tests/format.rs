@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sinter_plan::{read_header, Location, Plan, PlanError, PlanInfo, WeightsBuilder};
+use sinter_plan::{read_header, Location, Plan, PlanError, PlanInfo, WeightsBuilder, MAX_ARENA_BYTES};
 
 fn sample_plan() -> Plan {
     let (meta, weights) = sample();
@@ -22,7 +22,7 @@ fn to_bytes_matches_the_documented_layout() {
     let bytes = Plan::new(meta.clone(), weights.clone()).unwrap().to_bytes();
     assert_eq!(bytes, assemble(&meta, &weights, 1, "generic"));
     // The sample's meta does not end on a 64-byte boundary, so the file has padding.
-    let meta_len = u64::from_le_bytes(bytes[72..80].try_into().unwrap());
+    let meta_len = u64::from_le_bytes(bytes[64..72].try_into().unwrap());
     assert_ne!((128 + meta_len) % 64, 0);
 }
 
@@ -102,7 +102,7 @@ fn weights_builder_aligns_every_tensor() {
 #[test]
 fn header_only_read_does_not_touch_weights() {
     let bytes = sample_plan().to_bytes();
-    let meta_end = 128 + u64::from_le_bytes(bytes[72..80].try_into().unwrap()) as usize;
+    let meta_end = 128 + u64::from_le_bytes(bytes[64..72].try_into().unwrap()) as usize;
     let path = temp_path("header-only");
 
     // Cut right after the meta section: inspect works, a full load does not.
@@ -209,7 +209,7 @@ fn checksum_errors_name_the_section() {
     b[20] ^= 1;
     assert_eq!(Plan::from_bytes(&b).unwrap_err().to_string(), "plan is corrupted: header checksum mismatch");
     let mut b = bytes.clone();
-    let meta_end = 128 + u64::from_le_bytes(bytes[72..80].try_into().unwrap()) as usize;
+    let meta_end = 128 + u64::from_le_bytes(bytes[64..72].try_into().unwrap()) as usize;
     b[meta_end] = 1;
     assert!(Plan::from_bytes(&b).unwrap_err().to_string().contains("non-zero padding"));
 }
@@ -261,18 +261,23 @@ fn bad_header_fields() {
     let bytes = sample_plan().to_bytes();
     // Target field with bytes after its terminating zero.
     let mut b = bytes.clone();
-    b[40 + 23] = b'x';
+    b[32 + 23] = b'x';
     reseal_header(&mut b);
     assert!(Plan::from_bytes(&b).unwrap_err().to_string().contains("target field"));
+    // Producer field (16 bytes) with bytes after its terminating zero.
+    let mut b = bytes.clone();
+    b[16 + 15] = b'x';
+    reseal_header(&mut b);
+    assert!(Plan::from_bytes(&b).unwrap_err().to_string().contains("producer field"));
     // Weights offset not where v1 puts it.
     let mut b = bytes.clone();
-    let off = u64::from_le_bytes(b[88..96].try_into().unwrap());
-    b[88..96].copy_from_slice(&(off + 64).to_le_bytes());
+    let off = u64::from_le_bytes(b[80..88].try_into().unwrap());
+    b[80..88].copy_from_slice(&(off + 64).to_le_bytes());
     reseal_header(&mut b);
     assert!(Plan::from_bytes(&b).unwrap_err().to_string().contains("impossible section layout"));
     // Lengths that overflow.
     let mut b = bytes.clone();
-    b[72..80].copy_from_slice(&u64::MAX.to_le_bytes());
+    b[64..72].copy_from_slice(&u64::MAX.to_le_bytes());
     reseal_header(&mut b);
     assert!(matches!(Plan::from_bytes(&b), Err(PlanError::Corrupted(_))));
 }
@@ -284,4 +289,47 @@ fn target_must_fit_the_header() {
     assert!(sample_plan().with_target("nul\0").is_err());
     let ok = sample_plan().with_target("aarch64-neon-dotprod-f16").unwrap();
     assert_eq!(Plan::from_bytes(&ok.to_bytes()).unwrap().header().target, "aarch64-neon-dotprod-f16");
+}
+
+#[test]
+fn header_alone_reports_the_arena_size() {
+    let (mut meta, weights) = sample();
+    meta.arena_bytes = 4096;
+    let bytes = Plan::new(meta.clone(), weights.clone()).unwrap().to_bytes();
+    // Bytes 112..120 of the header, little endian.
+    assert_eq!(&bytes[112..120], &[0, 0x10, 0, 0, 0, 0, 0, 0]);
+    let path = temp_path("arena-header");
+    std::fs::write(&path, &bytes[..128]).unwrap();
+    let header = read_header(&path).unwrap();
+    assert_eq!(header.arena_bytes, 4096);
+    assert_eq!(header.weights.len, 144);
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(Plan::load(&path).unwrap().header().arena_bytes, 4096);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn arena_size_in_header_and_meta_must_agree() {
+    // Sample meta says 192; the header, correctly checksummed, says 256.
+    let mut b = sample_plan().to_bytes();
+    b[112..120].copy_from_slice(&256u64.to_le_bytes());
+    reseal_header(&mut b);
+    let want = "plan is corrupted: header says the arena is 256 bytes but the meta says 192";
+    let err = Plan::from_bytes(&b).unwrap_err();
+    assert!(matches!(err, PlanError::Corrupted(_)), "{err:?}");
+    assert_eq!(err.to_string(), want);
+    let path = temp_path("arena-mismatch");
+    std::fs::write(&path, &b).unwrap();
+    assert_eq!(Plan::load(&path).unwrap_err().to_string(), want);
+    assert_eq!(PlanInfo::read(&path).unwrap_err().to_string(), want);
+    // The header alone cannot see the meta: it reports its own value.
+    assert_eq!(read_header(&path).unwrap().arena_bytes, 256);
+
+    // An arena beyond the limit is refused from the header alone.
+    b[112..120].copy_from_slice(&(MAX_ARENA_BYTES + 1).to_le_bytes());
+    reseal_header(&mut b);
+    std::fs::write(&path, &b[..128]).unwrap();
+    let err = read_header(&path).unwrap_err().to_string();
+    assert!(err.contains("arena of 68719476737 bytes is larger than the limit"), "{err}");
+    std::fs::remove_file(&path).unwrap();
 }

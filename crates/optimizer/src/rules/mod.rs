@@ -1,12 +1,38 @@
 //! The rule catalogue and the default pass pipeline.
 
+mod fuse;
+mod horizontal;
 mod identity;
+mod simplify;
 
+pub use fuse::{
+    ConvActivation, ConvBiasAdd, ConvResidualAdd, ElementwiseChain, GeluErfPattern, GeluTanhPattern, HardSwishPattern,
+    LayerNormPattern, SiluPattern,
+};
+pub use horizontal::{HorizontalConv, HorizontalMatMul};
 pub use identity::RemoveIdentity;
+pub use simplify::{
+    BatchNormToScaleShift, Cse, DeadNodes, FoldBatchNorm, FoldConstants, FoldMulAddIntoConv, ReshapeChain,
+};
 
 use crate::Pass;
 
 /// The passes `sinter build` runs, in order.
 pub fn default_passes() -> Vec<Pass> {
-    vec![Pass { name: "simplify", rules: vec![Box::new(RemoveIdentity)] }]
+    let mut passes = vec![Pass {
+        name: "simplify",
+        rules: vec![
+            Box::new(FoldConstants),
+            Box::new(DeadNodes),
+            Box::new(RemoveIdentity),
+            Box::new(Cse),
+            Box::new(ReshapeChain),
+            Box::new(FoldBatchNorm),
+            Box::new(BatchNormToScaleShift),
+            Box::new(FoldMulAddIntoConv),
+        ],
+    }];
+    passes.extend(fuse::passes());
+    passes.push(Pass { name: "horizontal", rules: vec![Box::new(HorizontalConv), Box::new(HorizontalMatMul)] });
+    passes
 }

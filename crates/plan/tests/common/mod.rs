@@ -75,12 +75,15 @@ pub fn sample() -> (PlanMeta, Vec<u8>) {
             kernel("Custom", &[Some(3), None, Some(6)], &[7], all_kinds),
         ],
         arena_bytes: 192,
+        optimizer: Default::default(),
+        source_graph: Vec::new(),
     };
     (meta, sample_weights())
 }
 
-fn fixed24(out: &mut Vec<u8>, s: &str) {
-    let mut field = [0u8; 24];
+/// A zero-padded string field of `N` bytes.
+fn fixed<const N: usize>(out: &mut Vec<u8>, s: &str) {
+    let mut field = [0u8; N];
     field[..s.len()].copy_from_slice(s.as_bytes());
     out.extend_from_slice(&field);
 }
@@ -96,14 +99,16 @@ pub fn assemble(meta: &PlanMeta, weights: &[u8], version: u32, target: &str) -> 
     h.extend_from_slice(b"SINTPLAN");
     h.extend_from_slice(&version.to_le_bytes());
     h.extend_from_slice(&128u32.to_le_bytes());
-    fixed24(&mut h, env!("CARGO_PKG_VERSION"));
-    fixed24(&mut h, target);
+    fixed::<16>(&mut h, env!("CARGO_PKG_VERSION"));
+    fixed::<24>(&mut h, target);
+    assert_eq!(h.len(), 56);
     for v in [128, meta_bytes.len() as u64, xxh3_64(&meta_bytes)] {
         h.extend_from_slice(&v.to_le_bytes());
     }
-    for v in [weights_offset, weights.len() as u64, xxh3_64(weights), file_len] {
+    for v in [weights_offset, weights.len() as u64, xxh3_64(weights), file_len, meta.arena_bytes] {
         h.extend_from_slice(&v.to_le_bytes());
     }
+    assert_eq!(h.len(), 120);
     let sum = xxh3_64(&h);
     h.extend_from_slice(&sum.to_le_bytes());
     assert_eq!(h.len(), 128);

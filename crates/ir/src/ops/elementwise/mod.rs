@@ -10,6 +10,8 @@ mod binary;
 mod cast;
 mod misc;
 mod num;
+
+pub(crate) use num::erf;
 mod unary;
 
 pub use binary::{Binary, BinaryKind, PRelu, Variadic, VariadicKind, Where};
