@@ -168,3 +168,46 @@ fn bad_npy_inputs_are_clear_errors() {
     fails_with(&sinter(&["run", p, "--input", &format!("nope={}", wrong_shape.display())]), "no input 'nope'");
     fails_with(&sinter(&["run", p, "--input", "x"]), "NAME=FILE");
 }
+
+#[test]
+fn optimizer_is_explained_and_controllable() {
+    let p = plan().to_str().unwrap();
+    let out = sinter(&["inspect", p, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let rewrites = v["rewrites"].as_array().expect("rewrites array");
+    assert!(rewrites.iter().any(|r| r["rule"] == "conv_activation"), "no conv_activation rewrite");
+    assert!(v["refusals"]
+        .as_array()
+        .is_some_and(|r| r.iter().all(|x| x["reason"].as_str().is_some_and(|s| !s.is_empty()))));
+    let fused =
+        v["kernels"].as_array().unwrap().iter().filter(|k| k["nodes"].as_array().is_some_and(|n| n.len() > 1)).count();
+    assert!(fused > 10, "only {fused} kernels cover several model nodes");
+
+    let out = sinter(&["inspect", p, "--dot"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = std::fs::read_to_string(plan().with_extension("before.dot")).unwrap();
+    let after = std::fs::read_to_string(plan().with_extension("after.dot")).unwrap();
+    assert!(before.starts_with("digraph") && after.starts_with("digraph"));
+    assert!(after.contains("FusedConv\\n[Conv + "), "fused kernels are labelled with what they contain");
+    assert!(before.matches("->").count() > after.matches("->").count());
+
+    let o = tmp("opt.plan");
+    let o = o.to_str().unwrap();
+    fails_with(
+        &sinter(&["build", BUNDLED, "-o", o, "--shapes", "x:1x3x48x192", "--disable-rule", "nope"]),
+        "unknown rule 'nope'",
+    );
+    fails_with(&sinter(&["build", BUNDLED, "-o", o, "--shapes", "x:1x3x48x192", "--max-memory", "1000"]), "1000 bytes");
+    let kernels = |args: &[&str]| {
+        let mut a = vec!["build", BUNDLED, "-o", o, "--shapes", "x:1x3x48x192"];
+        a.extend_from_slice(args);
+        let out = sinter(&a);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = text.lines().find(|l| l.contains("kernels in plan")).expect("summary").to_string();
+        line.split_whitespace().last().unwrap().parse::<usize>().unwrap()
+    };
+    let (all, none, two) = (kernels(&[]), kernels(&["--no-optimize"]), kernels(&["--max-steps", "2"]));
+    assert!(all < two && two <= none, "optimized {all}, 2 steps {two}, unoptimized {none}");
+    assert!(kernels(&["--disable-rule", "conv_activation"]) > all);
+}
