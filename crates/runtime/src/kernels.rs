@@ -1,5 +1,8 @@
 //! Kernel selection: a fast path where one exists (f32 GEMM-shaped ops through
-//! `matrixmultiply`), otherwise the op's own straightforward evaluation.
+//! `matrixmultiply`: MatMul, and 2-D Conv / FusedConv with the epilogue applied per
+//! block), otherwise the op's own straightforward evaluation.
+
+mod conv;
 
 use crate::prepare::Slot;
 use sinter_ir::ops::Op;
@@ -32,6 +35,11 @@ pub(crate) fn select(
     let all_f32 = inputs.iter().flatten().chain(outputs).all(|s| s.dtype == DType::F32);
     if all_f32 && op_type == "MatMul" {
         if let Some(k) = MatMul::new(inputs, outputs) {
+            return Ok(Box::new(k));
+        }
+    }
+    if all_f32 && (op_type == "Conv" || op_type == "FusedConv") {
+        if let Some(k) = conv::Conv2d::new(op.as_ref(), op_type, inputs, outputs) {
             return Ok(Box::new(k));
         }
     }

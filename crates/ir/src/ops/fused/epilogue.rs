@@ -11,7 +11,7 @@ pub const EPILOGUE: &str = "epilogue";
 pub const EPILOGUE_PARAMS: &str = "epilogue_params";
 
 /// Elements per tile: small enough that a tile stays in L1 across all steps.
-const TILE: usize = 1024;
+pub(super) const TILE: usize = 2048;
 
 /// A binary arithmetic step's operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +20,88 @@ pub enum BinOp {
     Sub,
     Mul,
     Div,
+}
+
+impl BinOp {
+    /// `x[i] = x[i] op v[i]` (`v[i] op x[i]` when `swapped`) over the common length of
+    /// the slices: one loop per call that the compiler vectorizes. Kernels that apply an
+    /// epilogue themselves (row by row) use this instead of a per-element dispatch.
+    pub fn apply_slice(self, swapped: bool, x: &mut [f32], v: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.apply_slice_avx2(swapped, x, v) };
+        }
+        self.apply_slice_portable(swapped, x, v)
+    }
+
+    /// [`BinOp::apply_slice`] compiled for AVX2: the same IEEE operations on wider
+    /// vectors, so bit-identical results.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn apply_slice_avx2(self, swapped: bool, x: &mut [f32], v: &[f32]) {
+        self.apply_slice_portable(swapped, x, v)
+    }
+
+    #[inline(always)]
+    fn apply_slice_portable(self, swapped: bool, x: &mut [f32], v: &[f32]) {
+        match (self, swapped) {
+            (BinOp::Add, false) => zip_slice(x, v, |x, v| x + v),
+            (BinOp::Add, true) => zip_slice(x, v, |x, v| v + x),
+            (BinOp::Mul, false) => zip_slice(x, v, |x, v| x * v),
+            (BinOp::Mul, true) => zip_slice(x, v, |x, v| v * x),
+            (BinOp::Sub, false) => zip_slice(x, v, |x, v| x - v),
+            (BinOp::Sub, true) => zip_slice(x, v, |x, v| v - x),
+            (BinOp::Div, false) => zip_slice(x, v, |x, v| x / v),
+            (BinOp::Div, true) => zip_slice(x, v, |x, v| v / x),
+        }
+    }
+
+    /// `x[i] = x[i] op v` (`v op x[i]` when `swapped`): a scalar or per-channel operand.
+    pub fn apply_scalar(self, swapped: bool, x: &mut [f32], v: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.apply_scalar_avx2(swapped, x, v) };
+        }
+        self.apply_scalar_portable(swapped, x, v)
+    }
+
+    /// [`BinOp::apply_scalar`] compiled for AVX2 (bit-identical results).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn apply_scalar_avx2(self, swapped: bool, x: &mut [f32], v: f32) {
+        self.apply_scalar_portable(swapped, x, v)
+    }
+
+    #[inline(always)]
+    fn apply_scalar_portable(self, swapped: bool, x: &mut [f32], v: f32) {
+        match (self, swapped) {
+            (BinOp::Add, false) => zip_scalar(x, v, |x, v| x + v),
+            (BinOp::Add, true) => zip_scalar(x, v, |x, v| v + x),
+            (BinOp::Mul, false) => zip_scalar(x, v, |x, v| x * v),
+            (BinOp::Mul, true) => zip_scalar(x, v, |x, v| v * x),
+            (BinOp::Sub, false) => zip_scalar(x, v, |x, v| x - v),
+            (BinOp::Sub, true) => zip_scalar(x, v, |x, v| v - x),
+            (BinOp::Div, false) => zip_scalar(x, v, |x, v| x / v),
+            (BinOp::Div, true) => zip_scalar(x, v, |x, v| v / x),
+        }
+    }
+}
+
+#[inline(always)]
+fn zip_slice(x: &mut [f32], v: &[f32], f: impl Fn(f32, f32) -> f32) {
+    let n = x.len().min(v.len());
+    for (x, &v) in x[..n].iter_mut().zip(&v[..n]) {
+        *x = f(*x, v);
+    }
+}
+
+#[inline(always)]
+fn zip_scalar(x: &mut [f32], v: f32, f: impl Fn(f32, f32) -> f32) {
+    for x in x {
+        *x = f(*x, v);
+    }
 }
 
 /// One elementwise step.
@@ -179,7 +261,37 @@ impl Epilogue {
     /// Applies the steps to `y` (of shape `shape`) in place, reading `extras` for the
     /// binary steps.
     pub fn apply(&self, op: &str, y: &mut [f32], shape: &[usize], extras: &[Option<View>]) -> Result<()> {
+        self.run(op, None, y, shape, extras)
+    }
+
+    /// Writes the steps applied to `src` into `y` (both of shape `shape`): each tile is
+    /// copied and transformed while in cache, one pass over memory instead of two.
+    pub fn apply_from(
+        &self,
+        op: &str,
+        src: &[f32],
+        y: &mut [f32],
+        shape: &[usize],
+        extras: &[Option<View>],
+    ) -> Result<()> {
+        self.run(op, Some(src), y, shape, extras)
+    }
+
+    fn run(
+        &self,
+        op: &str,
+        src: Option<&[f32]>,
+        y: &mut [f32],
+        shape: &[usize],
+        extras: &[Option<View>],
+    ) -> Result<()> {
+        if src.is_some_and(|s| s.len() != y.len()) || crate::tensor::checked_numel(shape)? != y.len() {
+            return Err(IrError::Shape(format!("{op}: epilogue buffers do not match the output shape {shape:?}")));
+        }
         if self.steps.is_empty() {
+            if let Some(s) = src {
+                y.copy_from_slice(s);
+            }
             return Ok(());
         }
         if extras.len() != self.operand_count() {
@@ -193,26 +305,24 @@ impl Epilogue {
                 Operand::new(op, v, shape, y.len())
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut offsets = Vec::new();
         for (t, tile) in y.chunks_mut(TILE).enumerate() {
             let start = t * TILE;
-            let mut k = 0;
+            if let Some(s) = src {
+                // In bounds: `src` has as many elements as `y`.
+                tile.copy_from_slice(&s[start..start + tile.len()]);
+            }
+            let mut operands = operands.iter();
+            // One tight loop per step over the tile: the dispatch is per tile, not per element.
             for &step in &self.steps {
-                match step {
-                    Step::Binary { op, swapped } => {
-                        let operand = &operands[k];
-                        k += 1;
-                        match (op, swapped) {
-                            (BinOp::Add, _) => operand.zip(tile, start, &mut offsets, |x, v| x + v),
-                            (BinOp::Mul, _) => operand.zip(tile, start, &mut offsets, |x, v| x * v),
-                            (BinOp::Sub, false) => operand.zip(tile, start, &mut offsets, |x, v| x - v),
-                            (BinOp::Sub, true) => operand.zip(tile, start, &mut offsets, |x, v| v - x),
-                            (BinOp::Div, false) => operand.zip(tile, start, &mut offsets, |x, v| x / v),
-                            (BinOp::Div, true) => operand.zip(tile, start, &mut offsets, |x, v| v / x),
-                        }
-                    }
-                    unary => apply_unary(unary, tile),
-                }
+                let Step::Binary { op: bin, swapped } = step else {
+                    apply_unary(step, tile);
+                    continue;
+                };
+                // Present: there are exactly as many operands as binary steps.
+                let Some(operand) = operands.next() else {
+                    return Err(IrError::Graph(format!("{op}: epilogue ran out of extra inputs")));
+                };
+                operand.apply(op, bin, swapped, tile, start)?;
             }
         }
         Ok(())
@@ -230,17 +340,69 @@ pub(super) fn check_broadcast(op: &str, shape: &[usize], out: &[usize]) -> Resul
     }
 }
 
-/// An extra input as the steps read it.
+/// An extra input as the steps read it, classified once per evaluation so that every
+/// tile is processed by loops over contiguous slices or splatted values.
+#[derive(Debug)]
 enum Operand<'a> {
     /// Same element count as the output: read at the output's index.
     Full(&'a [f32]),
     Scalar(f32),
-    /// Broadcast along some axes: per-axis strides over the output's axes.
-    Strided {
-        data: &'a [f32],
-        strides: Vec<usize>,
-        out: Vec<usize>,
-    },
+    /// Broadcast along some axes: see [`Runs`].
+    Runs(Runs<'a>),
+}
+
+/// The output as consecutive runs of `len` elements along which the operand advances by
+/// `step` (1: a contiguous slice, 0: one value, as for a per-channel operand); the
+/// operand offset of each run comes from the remaining (outer) axes.
+#[derive(Debug)]
+struct Runs<'a> {
+    data: &'a [f32],
+    len: usize,
+    step: usize,
+    /// Merged outer axes, innermost first: (size, operand stride).
+    outer: Vec<(usize, usize)>,
+}
+
+impl Runs<'_> {
+    /// Plans reading an operand of `shape` (checked to broadcast to `out`) over `out`.
+    fn new<'a>(data: &'a [f32], shape: &[usize], out: &[usize]) -> Runs<'a> {
+        let strides = broadcast_strides(shape, out);
+        // Innermost first, unit axes dropped, axes merged where the operand's layout
+        // continues across them.
+        let mut dims: Vec<(usize, usize)> = Vec::with_capacity(out.len());
+        for (&size, &stride) in out.iter().zip(&strides).rev() {
+            if size == 1 {
+                continue;
+            }
+            if let Some((inner_size, inner_stride)) = dims.last_mut() {
+                if stride == *inner_stride * *inner_size {
+                    *inner_size *= size;
+                    continue;
+                }
+            }
+            dims.push((size, stride));
+        }
+        let (len, step) = match dims.first() {
+            // A row-major operand always has an innermost stride of 0 or 1.
+            Some(&(size, stride)) if stride <= 1 => {
+                dims.remove(0);
+                (size, stride)
+            }
+            _ => (1, 0),
+        };
+        Runs { data, len, step, outer: dims }
+    }
+
+    /// The operand offset where run `r` starts.
+    #[inline]
+    fn offset(&self, mut r: usize) -> usize {
+        let mut off = 0;
+        for &(size, stride) in &self.outer {
+            off += (r % size) * stride;
+            r /= size;
+        }
+        off
+    }
 }
 
 impl<'a> Operand<'a> {
@@ -256,76 +418,81 @@ impl<'a> Operand<'a> {
         } else if let [s] = data {
             Operand::Scalar(*s)
         } else {
-            Operand::Strided { data, strides: broadcast_strides(v.shape, out), out: out.to_vec() }
+            Operand::Runs(Runs::new(data, v.shape, out))
         })
     }
 
-    /// `tile[i] = f(tile[i], operand at output index start + i)`.
-    fn zip(&self, tile: &mut [f32], start: usize, offsets: &mut Vec<usize>, f: impl Fn(f32, f32) -> f32) {
+    /// `tile[i] = tile[i] op operand` at output indices `start..`, as loops over
+    /// contiguous pieces of the tile that the compiler vectorizes.
+    fn apply(&self, op: &str, bin: BinOp, swapped: bool, tile: &mut [f32], start: usize) -> Result<()> {
+        let out_of_bounds = || IrError::Data(format!("{op}: epilogue input read out of its bounds"));
         match self {
             Operand::Full(d) => {
-                for (x, &v) in tile.iter_mut().zip(&d[start..]) {
-                    *x = f(*x, v);
-                }
+                let d = d.get(start..start + tile.len()).ok_or_else(out_of_bounds)?;
+                bin.apply_slice(swapped, tile, d);
             }
-            Operand::Scalar(v) => {
-                for x in tile.iter_mut() {
-                    *x = f(*x, *v);
-                }
-            }
-            Operand::Strided { data, strides, out } => {
-                strided_offsets(out, strides, start, tile.len(), offsets);
-                for (x, &o) in tile.iter_mut().zip(offsets.iter()) {
-                    *x = f(*x, data[o]);
+            &Operand::Scalar(v) => bin.apply_scalar(swapped, tile, v),
+            Operand::Runs(runs) => {
+                let mut pos = 0;
+                while pos < tile.len() {
+                    let at = start + pos;
+                    let (r, within) = (at / runs.len, at % runs.len);
+                    let n = (runs.len - within).min(tile.len() - pos);
+                    let base = runs.offset(r);
+                    let piece = &mut tile[pos..pos + n];
+                    if runs.step == 0 {
+                        bin.apply_scalar(swapped, piece, *runs.data.get(base).ok_or_else(out_of_bounds)?);
+                    } else {
+                        let d = runs.data.get(base + within..base + within + n).ok_or_else(out_of_bounds)?;
+                        bin.apply_slice(swapped, piece, d);
+                    }
+                    pos += n;
                 }
             }
         }
-    }
-}
-
-/// Fills `offsets` with the operand offsets of output elements `start..start + len`.
-fn strided_offsets(out: &[usize], strides: &[usize], start: usize, len: usize, offsets: &mut Vec<usize>) {
-    offsets.clear();
-    let mut idx = vec![0usize; out.len()];
-    let mut rem = start;
-    for d in (0..out.len()).rev() {
-        idx[d] = rem % out[d];
-        rem /= out[d];
-    }
-    let mut off: usize = idx.iter().zip(strides).map(|(i, s)| i * s).sum();
-    for _ in 0..len {
-        offsets.push(off);
-        for d in (0..out.len()).rev() {
-            idx[d] += 1;
-            off += strides[d];
-            if idx[d] < out[d] {
-                break;
-            }
-            off -= idx[d] * strides[d];
-            idx[d] = 0;
-        }
+        Ok(())
     }
 }
 
 /// `max(0, min(1, alpha x + beta))` with NaN passing through, as the HardSigmoid op.
-#[inline]
+#[inline(always)]
 fn hard_sigmoid(v: f32, alpha: f32, beta: f32) -> f32 {
     (alpha * v + beta).clamp(0.0, 1.0)
 }
 
-#[inline]
+#[inline(always)]
 fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + (-v).exp())
 }
 
+#[inline(always)]
 fn map(tile: &mut [f32], f: impl Fn(f32) -> f32) {
     for x in tile {
         *x = f(*x);
     }
 }
 
-/// The unary steps, with the same formulas as the ONNX ops they replace.
-fn apply_unary(step: Step, tile: &mut [f32]) {
+/// Applies a unary step to `tile` in place, with the same formulas as the ONNX ops it
+/// replaces (binary steps: no-op, see [`BinOp::apply_slice`]). Public so that kernels
+/// applying an epilogue themselves compute exactly the same values.
+pub fn apply_unary(step: Step, tile: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { apply_unary_avx2(step, tile) };
+    }
+    apply_unary_portable(step, tile)
+}
+
+/// [`apply_unary`] compiled for AVX2 (bit-identical results: no FMA contraction).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn apply_unary_avx2(step: Step, tile: &mut [f32]) {
+    apply_unary_portable(step, tile)
+}
+
+#[inline(always)]
+fn apply_unary_portable(step: Step, tile: &mut [f32]) {
     match step {
         Step::Relu => map(tile, |v| if v < 0.0 { 0.0 } else { v }),
         Step::Clip { min, max } => map(tile, |v| {

@@ -5,8 +5,10 @@
 //! `epilogue_params`), so plans can store and rebuild them. f32 only.
 
 mod epilogue;
+#[cfg(test)]
+mod tests;
 
-pub use epilogue::{BinOp, Epilogue, Step, EPILOGUE, EPILOGUE_PARAMS};
+pub use epilogue::{apply_unary, BinOp, Epilogue, Step, EPILOGUE, EPILOGUE_PARAMS};
 
 use super::util::{req, req_view};
 use super::{Op, OpSpec};
@@ -211,8 +213,7 @@ impl Op for FusedElementwise {
         if xs.len() != y.len() || x.shape != shape {
             return Err(IrError::Shape(format!("{NAME}: input {:?} and output {shape:?} differ", x.shape)));
         }
-        y.copy_from_slice(xs);
-        self.epilogue.apply(NAME, y, shape, inputs.get(1..).unwrap_or(&[]))
+        self.epilogue.apply_from(NAME, xs, y, shape, inputs.get(1..).unwrap_or(&[]))
     }
 
     fn as_any(&self) -> &dyn Any {

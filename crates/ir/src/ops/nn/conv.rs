@@ -61,7 +61,7 @@ struct ConvPlan {
 /// `Conv`: N-D grouped convolution with optional bias.
 #[derive(Debug)]
 pub struct Conv {
-    pub window: WindowAttrs,
+    pub(super) window: WindowAttrs,
     pub group: usize,
 }
 
@@ -91,6 +91,24 @@ impl Conv {
         // The im2col buffer of one group.
         checked_len(&[c / g, plan.kernel_size(), plan.out_size()], "Conv im2col buffer")?;
         Ok(plan)
+    }
+}
+
+/// A convolution's resolved window, for runtime kernels that reimplement the op.
+#[derive(Clone, Debug)]
+pub struct ConvWindow {
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub pad_begin: Vec<i64>,
+    /// Output spatial shape.
+    pub out: Vec<usize>,
+}
+
+impl Conv {
+    /// Validates X and W shapes like `infer` (bias aside) and resolves the window.
+    pub fn resolve_window(&self, x: &[usize], w: &[usize]) -> Result<ConvWindow> {
+        let g = self.plan(x, w, None)?.geom;
+        Ok(ConvWindow { strides: g.strides, dilations: g.dilations, pad_begin: g.pad_begin, out: g.out })
     }
 }
 

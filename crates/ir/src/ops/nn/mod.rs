@@ -11,6 +11,7 @@ use half::slice::HalfFloatSliceExt;
 use std::borrow::Cow;
 
 mod conv;
+pub use conv::{Conv, ConvWindow};
 pub(crate) mod gemm;
 mod norm;
 mod pool;
