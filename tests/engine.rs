@@ -54,3 +54,49 @@ fn input_errors_name_the_problem() {
     let err = engine.run(&[("x", Tensor::zeros(DType::I64, &[1, 3, 48, 192]))]).unwrap_err().to_string();
     assert!(err.contains("i64"), "{err}");
 }
+
+/// Plans with valid checksums but a schedule that lies (the file is untrusted) are refused
+/// at load with an error naming the kernel, before any kernel runs.
+#[test]
+fn inconsistent_schedules_are_refused_at_load() {
+    use sinter_plan::{Location, Plan};
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    let opts = BuildOptions { shapes: [("x".to_string(), vec![1, 3, 48, 192])].into(), ..Default::default() };
+    let (plan, _) = build_onnx(&model, &opts).expect("build the bundled model");
+    let rebuild = |edit: &dyn Fn(&mut sinter_plan::PlanMeta)| -> String {
+        let mut meta = plan.meta().clone();
+        edit(&mut meta);
+        match Plan::new(meta, plan.weights().to_vec()) {
+            Err(e) => e.to_string(),
+            Ok(p) => match Engine::new(p) {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("an inconsistent plan was accepted"),
+            },
+        }
+    };
+    // An output shape that keeps the byte size but not the op's shape.
+    let err = rebuild(&|m| {
+        let out = m.kernels[0].outputs[0] as usize;
+        m.tensors[out].shape.reverse();
+    });
+    assert!(err.contains("kernel 0") && err.contains("op computes"), "{err}");
+    // An attribute the op rejects.
+    let err = rebuild(&|m| {
+        m.kernels[0].attrs.insert("group", sinter_ir::AttrValue::Int(0));
+    });
+    assert!(err.contains("kernel 0") && err.contains("group"), "{err}");
+    // An unknown op type.
+    let err = rebuild(&|m| m.kernels[1].op_type = "NotAnOp".into());
+    assert!(err.contains("NotAnOp"), "{err}");
+    // A kernel writing over its own input.
+    let err = rebuild(&|m| {
+        let k = &m.kernels[1];
+        let (i, o) = (k.inputs[0].unwrap() as usize, k.outputs[0] as usize);
+        if let (Location::Arena { offset, .. }, Location::Arena { bytes, .. }) =
+            (m.tensors[i].location, m.tensors[o].location)
+        {
+            m.tensors[o].location = Location::Arena { offset, bytes };
+        }
+    });
+    assert!(err.contains("kernel 1") && err.contains("over tensor"), "{err}");
+}
