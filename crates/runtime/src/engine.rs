@@ -1,5 +1,5 @@
 use crate::context::Context;
-use crate::error::{Result, RuntimeError};
+use crate::error::Result;
 use crate::prepare::{self, Prepared, Slot};
 use sinter_ir::{DType, Tensor};
 use sinter_plan::Plan;
@@ -41,16 +41,12 @@ impl Engine {
     pub fn new(plan: Plan) -> Result<Engine> {
         let kernels = prepare::prepare(&plan)?;
         let meta = plan.meta();
-        let wlen = plan.weights().len() as u64;
         let io = |b: &sinter_plan::Binding| -> Result<(IoInfo, Slot)> {
-            let s = prepare::slot(meta, wlen, b.tensor)?;
+            let s = prepare::slot(meta, b.tensor)?;
             Ok((IoInfo { name: b.name.clone(), dtype: s.dtype, shape: s.shape.clone() }, s))
         };
         let inputs = meta.inputs.iter().map(io).collect::<Result<Vec<_>>>()?;
         let outputs = meta.outputs.iter().map(io).collect::<Result<Vec<_>>>()?;
-        if let Some((i, _)) = inputs.iter().find(|(_, s)| !s.is_arena()) {
-            return Err(RuntimeError::InvalidPlan(format!("input '{}' is not in the activation arena", i.name)));
-        }
         let scratch_floats = kernels.iter().map(|k| k.exec.scratch_floats()).max().unwrap_or(0);
         Ok(Engine {
             shared: Arc::new(Shared { plan, kernels, inputs, outputs, scratch_floats }),

@@ -1,6 +1,6 @@
 //! Turns a plan's schedule into ready-to-run kernels, validating everything the
 //! kernels rely on: ops rebuilt from their attributes, shapes re-inferred and
-//! compared, every range inside its buffer, no kernel writing over its own inputs.
+//! compared. Ranges and aliasing were already checked by the plan's own validation.
 
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{self, Exec};
@@ -22,9 +22,6 @@ impl Slot {
             Location::Arena { offset, bytes } | Location::Weights { offset, bytes } => (offset, bytes),
         }
     }
-    pub(crate) fn is_arena(&self) -> bool {
-        matches!(self.loc, Location::Arena { .. })
-    }
 }
 
 pub(crate) struct Prepared {
@@ -35,7 +32,9 @@ pub(crate) struct Prepared {
     pub node: String,
 }
 
-pub(crate) fn slot(meta: &PlanMeta, weights_len: u64, id: u32) -> Result<Slot> {
+/// The operand `id`. Its byte range lies inside its buffer and matches its shape: every
+/// `Plan` is validated when it is made (`sinter_plan::validate`), which the unsafe views rely on.
+pub(crate) fn slot(meta: &PlanMeta, id: u32) -> Result<Slot> {
     let t: &TensorDesc = meta
         .tensors
         .get(id as usize)
@@ -46,18 +45,6 @@ pub(crate) fn slot(meta: &PlanMeta, weights_len: u64, id: u32) -> Result<Slot> {
         .map(|&d| usize::try_from(d))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| RuntimeError::InvalidPlan(format!("tensor '{}' has a dimension too large", t.name)))?;
-    let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
-    let need = numel.and_then(|n| n.checked_mul(t.dtype.size() as u64));
-    let (offset, bytes, limit) = match t.location {
-        Location::Arena { offset, bytes } => (offset, bytes, meta.arena_bytes),
-        Location::Weights { offset, bytes } => (offset, bytes, weights_len),
-    };
-    if need != Some(bytes) || offset.checked_add(bytes).is_none_or(|end| end > limit) {
-        return Err(RuntimeError::InvalidPlan(format!(
-            "tensor '{}' ({}{:?}) has a bad location {:?}",
-            t.name, t.dtype, shape, t.location
-        )));
-    }
     Ok(Slot { loc: t.location, dtype: t.dtype, shape })
 }
 
@@ -73,22 +60,16 @@ pub(crate) fn weight_bytes<'a>(plan: &'a Plan, s: &Slot) -> Option<&'a [u8]> {
     }
 }
 
-fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
-    a.1 > 0 && b.1 > 0 && a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
-}
-
 pub(crate) fn prepare(plan: &Plan) -> Result<Vec<Prepared>> {
     let meta = plan.meta();
-    let wlen = plan.weights().len() as u64;
     let mut out = Vec::with_capacity(meta.kernels.len());
     for (index, k) in meta.kernels.iter().enumerate() {
         let node = k.nodes.first().map(|n| n.name.clone()).unwrap_or_default();
         let bad =
             |msg: String| RuntimeError::InvalidKernel { index, op_type: k.op_type.clone(), node: node.clone(), msg };
         let op = sinter_ir::ops::build(&k.op_type, &k.attrs, k.opset).map_err(|e| bad(e.to_string()))?;
-        let inputs =
-            k.inputs.iter().map(|i| i.map(|id| slot(meta, wlen, id)).transpose()).collect::<Result<Vec<_>>>()?;
-        let outputs = k.outputs.iter().map(|&id| slot(meta, wlen, id)).collect::<Result<Vec<_>>>()?;
+        let inputs = k.inputs.iter().map(|i| i.map(|id| slot(meta, id)).transpose()).collect::<Result<Vec<_>>>()?;
+        let outputs = k.outputs.iter().map(|&id| slot(meta, id)).collect::<Result<Vec<_>>>()?;
 
         // Re-infer from the operands: the kernels trust these shapes, the file does not get to.
         let mut facts = Vec::with_capacity(inputs.len());
@@ -117,16 +98,6 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Vec<Prepared>> {
                     "output {i} is {}{:?} in the plan but the op computes {}{:?}",
                     s.dtype, s.shape, f.dtype, f.shape
                 )));
-            }
-            if !s.is_arena() {
-                return Err(bad(format!("output {i} is not in the activation arena")));
-            }
-        }
-        for (i, o) in outputs.iter().enumerate() {
-            let clash_out = outputs[..i].iter().any(|p| overlaps(p.range(), o.range()));
-            let clash_in = inputs.iter().flatten().any(|s| s.is_arena() && overlaps(s.range(), o.range()));
-            if clash_out || clash_in {
-                return Err(bad(format!("output {i} overlaps another operand of the same kernel")));
             }
         }
         let exec = kernels::select(op, &k.op_type, &inputs, &outputs).map_err(|e| bad(e.to_string()))?;

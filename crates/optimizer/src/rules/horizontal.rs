@@ -133,6 +133,23 @@ fn concat0(parts: &[&Tensor]) -> Result<Tensor> {
     Tensor::from_vec(&shape, data)
 }
 
+/// Node `i`'s first input and the other nodes of the same kind reading it as their first
+/// input, when node `i` is of that kind and has any.
+fn siblings<'a>(ctx: &Ctx<'a>, i: usize, is_kind: fn(&str) -> bool) -> Option<(&'a String, Vec<usize>)> {
+    let node = ctx.node(i);
+    if !is_kind(&node.op_type) {
+        return None;
+    }
+    let x = node.inputs.first().filter(|x| !x.is_empty())?;
+    let siblings: Vec<usize> = ctx
+        .consumers(x)
+        .iter()
+        .copied()
+        .filter(|&j| j != i && is_kind(&ctx.node(j).op_type) && ctx.node(j).inputs.first() == Some(x))
+        .collect();
+    (!siblings.is_empty()).then_some((x, siblings))
+}
+
 impl Rule for HorizontalConv {
     fn name(&self) -> &'static str {
         "horizontal_conv"
@@ -140,20 +157,7 @@ impl Rule for HorizontalConv {
 
     fn apply(&self, ctx: &Ctx, i: usize) -> Result<Outcome> {
         let node = ctx.node(i);
-        if !is_conv(&node.op_type) {
-            return Ok(Outcome::NotApplicable);
-        }
-        let Some(x) = node.inputs.first().filter(|x| !x.is_empty()) else { return Ok(Outcome::NotApplicable) };
-        // Sibling convolutions: other Convs reading x as their data input.
-        let siblings: Vec<usize> = ctx
-            .consumers(x)
-            .iter()
-            .copied()
-            .filter(|&j| j != i && is_conv(&ctx.node(j).op_type) && ctx.node(j).inputs.first() == Some(x))
-            .collect();
-        if siblings.is_empty() {
-            return Ok(Outcome::NotApplicable);
-        }
+        let Some((x, siblings)) = siblings(ctx, i, is_conv) else { return Ok(Outcome::NotApplicable) };
         let me = match candidate(ctx, i)? {
             Ok(c) => c,
             Err(reason) => return Ok(Outcome::Refused(reason)),
@@ -311,19 +315,7 @@ impl Rule for HorizontalMatMul {
 
     fn apply(&self, ctx: &Ctx, i: usize) -> Result<Outcome> {
         let node = ctx.node(i);
-        if !is_matmul(&node.op_type) {
-            return Ok(Outcome::NotApplicable);
-        }
-        let Some(a) = node.inputs.first().filter(|a| !a.is_empty()) else { return Ok(Outcome::NotApplicable) };
-        let siblings: Vec<usize> = ctx
-            .consumers(a)
-            .iter()
-            .copied()
-            .filter(|&j| j != i && is_matmul(&ctx.node(j).op_type) && ctx.node(j).inputs.first() == Some(a))
-            .collect();
-        if siblings.is_empty() {
-            return Ok(Outcome::NotApplicable);
-        }
+        let Some((a, siblings)) = siblings(ctx, i, is_matmul) else { return Ok(Outcome::NotApplicable) };
         let me = match matmul_candidate(ctx, i) {
             Ok(c) => c,
             Err(reason) => return Ok(Outcome::Refused(reason)),

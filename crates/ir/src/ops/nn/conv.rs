@@ -37,6 +37,19 @@ fn kernel_from_weights(window: &WindowAttrs, w: &[usize]) -> Result<Vec<usize>> 
     Ok(kernel)
 }
 
+/// X, W and the optional B of a (transposed) convolution: a float X, and W and B of its dtype.
+fn operand_facts<'a>(op: &str, inputs: &[Option<&'a Fact>]) -> Result<(&'a Fact, &'a Fact, Option<&'a Fact>)> {
+    let (x, w) = (req(inputs, 0, op)?, req(inputs, 1, op)?);
+    let b = inputs.get(2).copied().flatten();
+    check_float(op, x.dtype)?;
+    for f in [Some(w), b].into_iter().flatten() {
+        if f.dtype != x.dtype {
+            return Err(IrError::DType { expected: x.dtype.to_string(), found: f.dtype });
+        }
+    }
+    Ok((x, w, b))
+}
+
 /// Checks the optional bias against the output channel count.
 fn check_bias(op: &str, b: Option<&[usize]>, channels: usize) -> Result<()> {
     match b {
@@ -138,14 +151,7 @@ impl ConvPlan {
 
 impl Op for Conv {
     fn infer(&self, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
-        let (x, w) = (req(inputs, 0, "Conv")?, req(inputs, 1, "Conv")?);
-        let b = inputs.get(2).copied().flatten();
-        check_float("Conv", x.dtype)?;
-        for f in [Some(w), b].into_iter().flatten() {
-            if f.dtype != x.dtype {
-                return Err(IrError::DType { expected: x.dtype.to_string(), found: f.dtype });
-            }
-        }
+        let (x, w, b) = operand_facts("Conv", inputs)?;
         let plan = self.plan(&x.shape, &w.shape, b.map(|b| b.shape.as_slice()))?;
         Ok(vec![Fact::new(x.dtype, plan.out_shape())])
     }
@@ -365,14 +371,7 @@ impl ConvTranspose {
 
 impl Op for ConvTranspose {
     fn infer(&self, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
-        let (x, w) = (req(inputs, 0, "ConvTranspose")?, req(inputs, 1, "ConvTranspose")?);
-        let b = inputs.get(2).copied().flatten();
-        check_float("ConvTranspose", x.dtype)?;
-        for f in [Some(w), b].into_iter().flatten() {
-            if f.dtype != x.dtype {
-                return Err(IrError::DType { expected: x.dtype.to_string(), found: f.dtype });
-            }
-        }
+        let (x, w, b) = operand_facts("ConvTranspose", inputs)?;
         let plan = self.plan(&x.shape, &w.shape, b.map(|b| b.shape.as_slice()))?;
         Ok(vec![Fact::new(x.dtype, plan.out_shape())])
     }
