@@ -12,7 +12,7 @@ pub use error::BuildError;
 pub use shapes::parse_shapes;
 
 use sinter_ir::{infer::infer_graph, Fact, Graph, Tensor};
-use sinter_plan::{Binding, KernelDesc, Location, Plan, PlanMeta, SourceNode, TensorDesc, WeightsBuilder};
+use sinter_plan::{Binding, KernelDesc, Location, Packing, Plan, PlanMeta, SourceNode, TensorDesc, WeightsBuilder};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -120,33 +120,54 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         ids.insert(name.to_string(), id);
         arena_ids.push(id);
     }
-    let mut const_id =
-        |tensors: &mut Vec<TensorDesc>, ids: &mut HashMap<String, u32>, name: &str, t: &Arc<Tensor>| -> u32 {
-            if let Some(&id) = ids.get(name) {
-                return id;
-            }
-            let loc = weights.push(t.bytes());
-            let id = add(tensors, name, &Fact::constant(t.clone()), loc);
-            ids.insert(name.to_string(), id);
-            id
-        };
+    let const_id = |tensors: &mut Vec<TensorDesc>,
+                    ids: &mut HashMap<String, u32>,
+                    weights: &mut WeightsBuilder,
+                    name: &str,
+                    t: &Arc<Tensor>|
+     -> u32 {
+        if let Some(&id) = ids.get(name) {
+            return id;
+        }
+        let loc = weights.push(t.bytes());
+        let id = add(tensors, name, &Fact::constant(t.clone()), loc);
+        ids.insert(name.to_string(), id);
+        id
+    };
 
     let mut kernels = Vec::new();
     for (node, _) in graph.nodes.iter().zip(&keep).filter(|(_, k)| **k) {
+        let packed = pack_node(node, &facts)?;
         let mut inputs = Vec::with_capacity(node.inputs.len());
-        for name in &node.inputs {
+        for (i, name) in node.inputs.iter().enumerate() {
             if name.is_empty() {
                 inputs.push(None);
                 continue;
             }
             let f = fact(name)?;
+            if let Some(p) = packed.as_ref().filter(|p| p.input == i) {
+                // Plans store weights little-endian, as every supported build host is.
+                let bytes: &[u8] = bytemuck::cast_slice(&p.data);
+                let loc = weights.push(bytes);
+                let packed_fact = Fact::new(sinter_ir::DType::F32, vec![p.data.len()]);
+                inputs.push(Some(add(&mut tensors, &format!("{name}#packed"), &packed_fact, loc)));
+                continue;
+            }
             let id = match (&f.value, ids.get(name)) {
                 (_, Some(&id)) => id,
-                (Some(t), None) => const_id(&mut tensors, &mut ids, name, t),
+                (Some(t), None) => const_id(&mut tensors, &mut ids, &mut weights, name, t),
                 (None, None) => return Err(BuildError::Internal(format!("value '{name}' has no tensor"))),
             };
             inputs.push(Some(id));
         }
+        let packing = match &packed {
+            Some(p) => Some(Packing {
+                input: p.input as u32,
+                shape: fact(&node.inputs[p.input])?.shape.iter().map(|&d| d as u64).collect(),
+                layout: p.layout,
+            }),
+            None => None,
+        };
         // Every output the op produces gets a buffer, named or not.
         let out_facts = sinter_ir::infer::infer_node(
             node,
@@ -170,6 +191,7 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
             inputs,
             outputs,
             nodes: node.sources().into_iter().map(|(name, op_type)| SourceNode { name, op_type }).collect(),
+            packing,
         });
     }
 
@@ -178,7 +200,7 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         let f = fact(&o.name)?;
         let id = match (ids.get(&o.name), &f.value) {
             (Some(&id), _) => id,
-            (None, Some(t)) => const_id(&mut tensors, &mut ids, &o.name, t),
+            (None, Some(t)) => const_id(&mut tensors, &mut ids, &mut weights, &o.name, t),
             (None, None) => return Err(BuildError::Internal(format!("output '{}' has no tensor", o.name))),
         };
         outputs.push(Binding { name: o.name.clone(), tensor: id });
@@ -232,4 +254,24 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
     };
     let plan = Plan::new(meta, weights)?;
     Ok((plan, report))
+}
+
+/// The node's weights packed for its runtime kernel, when its kernel reads them packed
+/// and they are constants.
+fn pack_node(
+    node: &sinter_ir::Node,
+    facts: &HashMap<String, Fact>,
+) -> Result<Option<sinter_runtime::PackedWeights>, BuildError> {
+    if !matches!(node.op_type.as_str(), "Conv" | "FusedConv" | "ConvTranspose" | "FusedConvTranspose") {
+        return Ok(None);
+    }
+    let Some(weight) = node.inputs.get(1).and_then(|n| facts.get(n)).and_then(|f| f.value.clone()) else {
+        return Ok(None);
+    };
+    let operand = |n: &String| facts.get(n).map(|f| (f.dtype, f.shape.clone()));
+    let inputs: Vec<_> = node.inputs.iter().map(|n| if n.is_empty() { None } else { operand(n) }).collect();
+    let outputs: Option<Vec<_>> = node.outputs.iter().map(operand).collect();
+    let Some(outputs) = outputs else { return Ok(None) };
+    sinter_runtime::pack_weights(&node.op_type, &node.attrs, node.opset, &inputs, &outputs, &weight)
+        .map_err(|e| BuildError::Internal(format!("packing the weights of '{}': {e}", node.name)))
 }

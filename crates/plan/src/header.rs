@@ -7,7 +7,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 8] = *b"SINTPLAN";
 /// The newest (and only) format version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_SIZE: usize = 128;
 /// Alignment of the weight section in the file and of every tensor inside it.
 pub const ALIGN: u64 = 64;

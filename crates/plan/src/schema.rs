@@ -43,6 +43,40 @@ pub struct KernelDesc {
     pub inputs: Vec<Option<TensorId>>,
     pub outputs: Vec<TensorId>,
     pub nodes: Vec<SourceNode>,
+    /// Set when one input holds weights pre-packed for the kernel chosen at build time.
+    pub packing: Option<Packing>,
+}
+
+/// A weight input stored in a kernel's own layout instead of its logical one. The
+/// runtime validates the op against `shape` and the packed bytes against `layout`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Packing {
+    /// Which input of the kernel is packed.
+    pub input: u32,
+    /// The weight's logical shape, as the op defines it.
+    pub shape: Vec<u64>,
+    pub layout: PackLayout,
+}
+
+/// How packed weights are laid out; it also names the tactic the builder chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PackLayout {
+    /// One GEMM A matrix per group (`M_g × C_g·kh·kw`) in panels of `mr` rows
+    /// (`sinter_kernels::pack_a`): convolution as packed GEMM.
+    GemmPanels { mr: u32 },
+    /// Winograd F(`tile`×`tile`, 3×3): the transformed weights as `(tile + 2)²` GEMM A
+    /// matrices (`M × C`) in panels of `mr` rows.
+    Winograd { tile: u32, mr: u32 },
+}
+
+impl PackLayout {
+    /// A short name for `sinter inspect`.
+    pub fn tactic(&self) -> String {
+        match self {
+            PackLayout::GemmPanels { .. } => "gemm".into(),
+            PackLayout::Winograd { tile, .. } => format!("winograd F({tile},3)"),
+        }
+    }
 }
 
 /// A named graph input or output bound to a tensor.

@@ -66,6 +66,9 @@ pub(crate) fn validate(meta: &PlanMeta, weights_len: u64) -> Result<()> {
             }
             outputs.push((id, t));
         }
+        if let Some(p) = &k.packing {
+            check_packing(meta, k, p).map_err(|msg| invalid(format!("{}: packed weights: {msg}", label())))?;
+        }
         // Outputs are written through `&mut` views while inputs are read: none may alias.
         for (a, &(ida, ta)) in outputs.iter().enumerate() {
             for &(idb, tb) in outputs[..a].iter().chain(&inputs) {
@@ -79,6 +82,23 @@ pub(crate) fn validate(meta: &PlanMeta, weights_len: u64) -> Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The packed input exists and is an f32 weight; the op's logical weight shape has a size.
+/// (Whether its length fits the layout is for the kernel that reads it to check.)
+fn check_packing(meta: &PlanMeta, k: &KernelDesc, p: &crate::schema::Packing) -> std::result::Result<(), String> {
+    let id = usize::try_from(p.input)
+        .ok()
+        .and_then(|i| k.inputs.get(i).copied().flatten())
+        .ok_or_else(|| format!("input {} does not exist", p.input))?;
+    let t = meta.tensor(id).ok_or_else(|| format!("tensor id {id} is out of range"))?;
+    if !t.location.is_weights() || t.dtype != sinter_ir::DType::F32 {
+        return Err(format!("input {} ({:?}) must be f32 weights", p.input, t.name));
+    }
+    if p.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).is_none() {
+        return Err(format!("logical shape {:?} is too large", p.shape));
     }
     Ok(())
 }

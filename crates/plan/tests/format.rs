@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sinter_plan::{read_header, Location, Plan, PlanError, PlanInfo, WeightsBuilder, MAX_ARENA_BYTES};
+use sinter_plan::{read_header, Location, Plan, PlanError, PlanInfo, WeightsBuilder, FORMAT_VERSION, MAX_ARENA_BYTES};
 
 fn sample_plan() -> Plan {
     let (meta, weights) = sample();
@@ -20,7 +20,7 @@ fn assert_aligned(p: &Plan) {
 fn to_bytes_matches_the_documented_layout() {
     let (meta, weights) = sample();
     let bytes = Plan::new(meta.clone(), weights.clone()).unwrap().to_bytes();
-    assert_eq!(bytes, assemble(&meta, &weights, 1, "generic"));
+    assert_eq!(bytes, assemble(&meta, &weights, FORMAT_VERSION, "generic"));
     // The sample's meta does not end on a 64-byte boundary, so the file has padding.
     let meta_len = u64::from_le_bytes(bytes[64..72].try_into().unwrap());
     assert_ne!((128 + meta_len) % 64, 0);
@@ -55,7 +55,7 @@ fn round_trip_through_a_file() {
     assert_eq!(loaded.header().target, "x86_64-avx2");
     assert_aligned(&loaded);
     assert_eq!(loaded.to_bytes(), std::fs::read(&path).unwrap());
-    assert_eq!(loaded.to_bytes(), assemble(&meta, &weights, 1, "x86_64-avx2"));
+    assert_eq!(loaded.to_bytes(), assemble(&meta, &weights, FORMAT_VERSION, "x86_64-avx2"));
 
     // Saving over a file that is currently mapped leaves the mapping intact.
     let (mut meta2, weights2) = sample();
@@ -238,8 +238,11 @@ fn wrong_magic() {
 #[test]
 fn newer_version_is_refused_clearly() {
     let (meta, weights) = sample();
-    let want = "plan format version 2 is newer than this runtime supports (1); rebuild the plan or upgrade sinter";
-    let b = assemble(&meta, &weights, 2, "generic");
+    let want = format!(
+        "plan format version {} is newer than this runtime supports ({FORMAT_VERSION}); rebuild the plan or upgrade sinter",
+        FORMAT_VERSION + 1
+    );
+    let b = assemble(&meta, &weights, FORMAT_VERSION + 1, "generic");
     assert_eq!(Plan::from_bytes(&b).unwrap_err().to_string(), want);
     // Even a newer header that this version cannot parse (or a truncated one) says so.
     let mut short = b[..16].to_vec();

@@ -1,18 +1,30 @@
 use crate::arena::Arena;
 use crate::engine::Shared;
 use crate::error::{Result, RuntimeError};
+use crate::kernels::RunCtx;
 use crate::prepare::{weight_bytes, Slot};
 use sinter_ir::{Tensor, View, ViewMut};
+use sinter_kernels::ThreadPool;
 use sinter_plan::Location;
 use std::borrow::Borrow;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// One execution context: an activation arena and scratch space, reused by every run.
-/// Running allocates no activation memory.
+/// The time one kernel of a profiled run took.
+#[derive(Clone, Debug)]
+pub struct KernelTime {
+    pub op_type: String,
+    /// The first model node the kernel covers.
+    pub node: String,
+    pub time: Duration,
+}
+
+/// One execution context: an activation arena and a thread pool, both made once and
+/// reused by every run. Running allocates no activation memory and starts no thread.
 pub struct Context {
     shared: Arc<Shared>,
     arena: Arena,
-    scratch: Vec<f32>,
+    pool: ThreadPool,
 }
 
 fn names(list: &[(crate::IoInfo, Slot)]) -> String {
@@ -22,8 +34,8 @@ fn names(list: &[(crate::IoInfo, Slot)]) -> String {
 impl Context {
     pub(crate) fn new(shared: Arc<Shared>) -> Context {
         let arena = Arena::new(shared.plan.meta().arena_bytes as usize);
-        let scratch = vec![0.0; shared.scratch_floats];
-        Context { shared, arena, scratch }
+        let pool = ThreadPool::new(shared.threads);
+        Context { shared, arena, pool }
     }
 
     /// Copies `t` into the arena slot of input `name`, checking dtype and shape.
@@ -52,9 +64,25 @@ impl Context {
 
     /// Runs every kernel on the inputs already set.
     pub fn run(&mut self) -> Result<()> {
+        self.run_kernels(|_, _| {})
+    }
+
+    /// Runs like [`Context::run`] and returns how long each kernel took, in schedule
+    /// order (for `sinter bench --profile`).
+    pub fn profile(&mut self) -> Result<Vec<KernelTime>> {
+        let mut times = Vec::with_capacity(self.shared.kernels.len());
+        self.run_kernels(|k, d| {
+            times.push(KernelTime { op_type: k.op_type.clone(), node: k.node.clone(), time: d });
+        })?;
+        Ok(times)
+    }
+
+    fn run_kernels(&mut self, mut done: impl FnMut(&crate::prepare::Prepared, Duration)) -> Result<()> {
         let shared = self.shared.clone();
         let base = self.arena.base();
+        let mut cx = RunCtx { isa: shared.isa, pool: &self.pool };
         for (index, k) in shared.kernels.iter().enumerate() {
+            let start = Instant::now();
             let ins: Vec<Option<View>> =
                 k.inputs.iter().map(|s| s.as_ref().map(|s| view(&shared.plan, base, s))).collect();
             let mut outs: Vec<ViewMut> = k
@@ -68,12 +96,13 @@ impl Context {
                     ViewMut { dtype: s.dtype, shape: &s.shape, data }
                 })
                 .collect();
-            k.exec.run(&ins, &mut outs, &mut self.scratch).map_err(|source| RuntimeError::Kernel {
+            k.exec.run(&ins, &mut outs, &mut cx).map_err(|source| RuntimeError::Kernel {
                 index,
                 op_type: k.op_type.clone(),
                 node: k.node.clone(),
                 source,
             })?;
+            done(k, start.elapsed());
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Result, RuntimeError};
 use crate::prepare::{self, Prepared, Slot};
 use sinter_ir::{DType, Tensor};
+use sinter_kernels::Isa;
 use sinter_plan::Plan;
 use std::borrow::Borrow;
 use std::path::Path;
@@ -15,12 +16,23 @@ pub struct IoInfo {
     pub shape: Vec<usize>,
 }
 
+/// How contexts of an engine execute.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeOptions {
+    /// Threads each context runs a kernel on (its own pool, started once per context);
+    /// `None` is the number of physical cores.
+    pub threads: Option<usize>,
+}
+
 pub(crate) struct Shared {
     pub plan: Plan,
+    /// Kernel tier (from CPU detection or `SINTER_CPU`).
+    pub isa: Isa,
+    /// Threads per context.
+    pub threads: usize,
     pub kernels: Vec<Prepared>,
     pub inputs: Vec<(IoInfo, Slot)>,
     pub outputs: Vec<(IoInfo, Slot)>,
-    pub scratch_floats: usize,
 }
 
 /// A loaded plan, ready to run. Cheap to share between threads: weights are mapped
@@ -37,8 +49,24 @@ impl Engine {
         Engine::new(Plan::load(path.as_ref())?)
     }
 
+    /// Loads a plan file with explicit options.
+    pub fn load_with(path: impl AsRef<Path>, options: &RuntimeOptions) -> Result<Engine> {
+        Engine::with_options(Plan::load(path.as_ref())?, options)
+    }
+
     /// Prepares an in-memory plan.
     pub fn new(plan: Plan) -> Result<Engine> {
+        Engine::with_options(plan, &RuntimeOptions::default())
+    }
+
+    /// Prepares an in-memory plan with explicit options.
+    pub fn with_options(plan: Plan, options: &RuntimeOptions) -> Result<Engine> {
+        let isa = Isa::selected()?;
+        let threads = match options.threads {
+            Some(0) => return Err(RuntimeError::Options("threads must be at least 1".into())),
+            Some(n) => n,
+            None => num_cpus::get_physical().max(1),
+        };
         let kernels = prepare::prepare(&plan)?;
         let meta = plan.meta();
         let io = |b: &sinter_plan::Binding| -> Result<(IoInfo, Slot)> {
@@ -47,15 +75,24 @@ impl Engine {
         };
         let inputs = meta.inputs.iter().map(io).collect::<Result<Vec<_>>>()?;
         let outputs = meta.outputs.iter().map(io).collect::<Result<Vec<_>>>()?;
-        let scratch_floats = kernels.iter().map(|k| k.exec.scratch_floats()).max().unwrap_or(0);
         Ok(Engine {
-            shared: Arc::new(Shared { plan, kernels, inputs, outputs, scratch_floats }),
+            shared: Arc::new(Shared { plan, isa, threads, kernels, inputs, outputs }),
             idle: Mutex::new(Vec::new()),
         })
     }
 
     pub fn plan(&self) -> &Plan {
         &self.shared.plan
+    }
+
+    /// The CPU kernel tier this engine runs.
+    pub fn isa(&self) -> Isa {
+        self.shared.isa
+    }
+
+    /// Threads each context uses.
+    pub fn threads(&self) -> usize {
+        self.shared.threads
     }
 
     pub fn inputs(&self) -> Vec<IoInfo> {

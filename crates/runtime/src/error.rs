@@ -26,6 +26,10 @@ pub enum RuntimeError {
     InputMismatch { name: String, expected_dtype: DType, expected_shape: Vec<usize>, dtype: DType, shape: Vec<usize> },
     #[error("input '{0}' is given more than once")]
     DuplicateInput(String),
+    #[error(transparent)]
+    Cpu(#[from] sinter_kernels::KernelError),
+    #[error("invalid runtime options: {0}")]
+    Options(String),
     #[error("unknown output '{0}'")]
     UnknownOutput(String),
 }

@@ -2,18 +2,39 @@
 //! `matrixmultiply`: MatMul, and 2-D Conv / FusedConv with the epilogue applied per
 //! block), otherwise the op's own straightforward evaluation.
 
-mod conv;
+pub(crate) mod conv;
+pub(crate) mod conv_transpose;
 
 use crate::prepare::Slot;
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
+use sinter_kernels::{Isa, ThreadPool};
+use sinter_plan::PackLayout;
 use std::sync::Arc;
 
-/// A ready-to-run kernel. `scratch` is per-context workspace of `scratch_floats()` floats.
+/// What a kernel runs with: the CPU tier and the context's thread pool.
+pub(crate) struct RunCtx<'a> {
+    pub isa: Isa,
+    pub pool: &'a ThreadPool,
+}
+
+/// A ready-to-run kernel.
 pub(crate) trait Exec: Send + Sync {
-    fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], scratch: &mut [f32]) -> Result<()>;
-    fn scratch_floats(&self) -> usize {
-        0
+    fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], cx: &mut RunCtx) -> Result<()>;
+}
+
+/// A pointer to disjoint parts of one output, shared by the tasks of a parallel loop.
+#[derive(Clone, Copy)]
+pub(crate) struct SyncPtr(pub *mut f32);
+
+// SAFETY: tasks write pairwise disjoint ranges behind the pointer (each use says why),
+// and the parallel loop returns only after every task has finished.
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
     }
 }
 
@@ -21,17 +42,33 @@ pub(crate) trait Exec: Send + Sync {
 struct Generic(Arc<dyn Op>);
 
 impl Exec for Generic {
-    fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], _: &mut [f32]) -> Result<()> {
+    fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], _: &mut RunCtx) -> Result<()> {
         self.0.eval(inputs, outputs)
     }
 }
 
-pub(crate) fn select(
+/// A kernel input the builder stored pre-packed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PackedInput {
+    pub input: usize,
+    pub layout: PackLayout,
+    /// Length of the packed data.
+    pub bytes: u64,
+}
+
+/// The kernel for one op, given its operands (packed weights under their logical
+/// shape). `weights(i)` gives the bytes of input `i` when it is a weight.
+pub(crate) fn select<'a>(
     op: Arc<dyn Op>,
     op_type: &str,
     inputs: &[Option<Slot>],
     outputs: &[Slot],
+    packed: Option<PackedInput>,
+    weights: &dyn Fn(usize) -> Option<&'a [u8]>,
 ) -> Result<Box<dyn Exec>> {
+    if let Some(p) = packed {
+        return select_packed(op.as_ref(), op_type, inputs, outputs, p);
+    }
     let all_f32 = inputs.iter().flatten().chain(outputs).all(|s| s.dtype == DType::F32);
     if all_f32 && op_type == "MatMul" {
         if let Some(k) = MatMul::new(inputs, outputs) {
@@ -39,11 +76,63 @@ pub(crate) fn select(
         }
     }
     if all_f32 && (op_type == "Conv" || op_type == "FusedConv") {
-        if let Some(k) = conv::Conv2d::new(op.as_ref(), op_type, inputs, outputs) {
+        if let Some(mut k) = conv::Conv2d::new(op.as_ref(), op_type, inputs, outputs, conv::Weights::Runtime) {
+            if let Some(bytes) = weights(1) {
+                let wt = View { dtype: DType::F32, shape: &[], data: bytes };
+                k.load_weights(wt.as_slice::<f32>()?)?;
+            }
+            return Ok(Box::new(k));
+        }
+    }
+    if all_f32 && (op_type == "ConvTranspose" || op_type == "FusedConvTranspose") {
+        let k = conv_transpose::ConvT2d::new(op.as_ref(), op_type, inputs, outputs, conv::Weights::Runtime);
+        if let Some(mut k) = k {
+            if let Some(bytes) = weights(1) {
+                let wt = View { dtype: DType::F32, shape: &[], data: bytes };
+                k.load_weights(wt.as_slice::<f32>()?)?;
+            }
             return Ok(Box::new(k));
         }
     }
     Ok(Box::new(Generic(op)))
+}
+
+/// The kernel for weights packed at build time: it must be the one they were packed for.
+fn select_packed(
+    op: &dyn Op,
+    op_type: &str,
+    inputs: &[Option<Slot>],
+    outputs: &[Slot],
+    p: PackedInput,
+) -> Result<Box<dyn Exec>> {
+    let refuse = |why: &str| Err(IrError::Unsupported(format!("weights packed as {:?}: {why}", p.layout)));
+    let all_f32 = inputs.iter().flatten().chain(outputs).all(|s| s.dtype == DType::F32);
+    if !all_f32 || p.input != 1 {
+        return refuse("only the f32 weights (input 1) of convolutions are packed");
+    }
+    let weights = match p.layout {
+        PackLayout::GemmPanels { mr } if mr as usize == sinter_kernels::MR => conv::Weights::Plan,
+        PackLayout::GemmPanels { mr } => {
+            return refuse(&format!("panels of {mr} rows, this runtime uses {}", sinter_kernels::MR))
+        }
+        PackLayout::Winograd { .. } => return refuse("no Winograd kernel in this runtime"),
+    };
+    if matches!(op_type, "ConvTranspose" | "FusedConvTranspose") {
+        let Some(k) = conv_transpose::ConvT2d::new(op, op_type, inputs, outputs, weights) else {
+            return refuse("this transposed convolution does not run as a packed GEMM");
+        };
+        if p.bytes != (k.packed_len() as u64).saturating_mul(4) {
+            return refuse(&format!("{} bytes do not match the convolution ({} floats)", p.bytes, k.packed_len()));
+        }
+        return Ok(Box::new(k));
+    }
+    let Some(k) = conv::Conv2d::new(op, op_type, inputs, outputs, weights) else {
+        return refuse("this convolution does not run as a packed GEMM");
+    };
+    if k.depthwise() || p.bytes != (k.packed_len() as u64).saturating_mul(4) {
+        return refuse(&format!("{} bytes do not match the convolution ({} floats)", p.bytes, k.packed_len()));
+    }
+    Ok(Box::new(k))
 }
 
 /// Batched f32 MatMul where A's batch dims broadcast against B's (or B is 2-D).
@@ -95,7 +184,7 @@ impl MatMul {
 }
 
 impl Exec for MatMul {
-    fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], _: &mut [f32]) -> Result<()> {
+    fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], _: &mut RunCtx) -> Result<()> {
         let missing = || IrError::MissingInput { op: "MatMul".into(), index: 0 };
         let a = inputs.first().copied().flatten().ok_or_else(missing)?.as_slice::<f32>()?;
         let b = inputs.get(1).copied().flatten().ok_or_else(missing)?.as_slice::<f32>()?;

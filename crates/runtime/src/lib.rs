@@ -8,10 +8,13 @@ mod context;
 mod engine;
 mod error;
 mod kernels;
+mod pack;
 mod prepare;
 
-pub use context::Context;
-pub use engine::{Engine, IoInfo};
+pub use context::{Context, KernelTime};
+pub use engine::{Engine, IoInfo, RuntimeOptions};
 pub use error::RuntimeError;
+pub use pack::{pack_weights, PackedWeights};
 pub use sinter_ir::{DType, Tensor, View};
+pub use sinter_kernels::Isa;
 pub use sinter_plan::Plan;

@@ -70,15 +70,33 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Vec<Prepared>> {
         let op = sinter_ir::ops::build(&k.op_type, &k.attrs, k.opset).map_err(|e| bad(e.to_string()))?;
         let inputs = k.inputs.iter().map(|i| i.map(|id| slot(meta, id)).transpose()).collect::<Result<Vec<_>>>()?;
         let outputs = k.outputs.iter().map(|&id| slot(meta, id)).collect::<Result<Vec<_>>>()?;
+        // The op sees a packed weight under its logical shape.
+        let mut logical = inputs.clone();
+        let mut packed = None;
+        if let Some(p) = &k.packing {
+            let i = p.input as usize;
+            let s = logical.get_mut(i).and_then(|s| s.as_mut()).ok_or_else(|| bad(format!("no packed input {i}")))?;
+            let bytes = s.range().1;
+            s.shape = p
+                .shape
+                .iter()
+                .map(|&d| usize::try_from(d))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| bad("packed weight shape too large".into()))?;
+            packed = Some(kernels::PackedInput { input: i, layout: p.layout, bytes });
+        }
 
         // Re-infer from the operands: the kernels trust these shapes, the file does not get to.
-        let mut facts = Vec::with_capacity(inputs.len());
-        for (i, s) in inputs.iter().enumerate() {
+        let mut facts = Vec::with_capacity(logical.len());
+        for (i, s) in logical.iter().enumerate() {
             facts.push(match s {
                 None => None,
                 Some(s) => {
                     let mut f = Fact::new(s.dtype, s.shape.clone());
                     if op.const_inputs().contains(&i) {
+                        if packed.as_ref().is_some_and(|p| p.input == i) {
+                            return Err(bad(format!("input {i} is packed but the op needs its value")));
+                        }
                         let bytes = weight_bytes(plan, s).ok_or_else(|| bad(format!("input {i} must be a weight")))?;
                         let t = Tensor::from_bytes(s.dtype, &s.shape, bytes).map_err(|e| bad(e.to_string()))?;
                         f.value = Some(Arc::new(t));
@@ -100,7 +118,10 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Vec<Prepared>> {
                 )));
             }
         }
-        let exec = kernels::select(op, &k.op_type, &inputs, &outputs).map_err(|e| bad(e.to_string()))?;
+        let exec = kernels::select(op, &k.op_type, &logical, &outputs, packed, &|i| {
+            inputs.get(i)?.as_ref().and_then(|s| weight_bytes(plan, s))
+        })
+        .map_err(|e| bad(e.to_string()))?;
         out.push(Prepared { exec, inputs, outputs, op_type: k.op_type.clone(), node });
     }
     Ok(out)

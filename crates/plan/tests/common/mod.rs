@@ -22,6 +22,7 @@ pub fn kernel(op: &str, inputs: &[Option<u32>], outputs: &[u32], attrs: Attrs) -
         inputs: inputs.to_vec(),
         outputs: outputs.to_vec(),
         nodes: vec![SourceNode { name: format!("{}_node", op.to_lowercase()), op_type: op.into() }],
+        packing: None,
     }
 }
 

@@ -267,7 +267,7 @@ fn im2col(x: &[f32], channels: usize, in_sp: &[usize], g: &Geometry, col: &mut [
 /// `output_padding` / `output_shape` choosing the output size.
 #[derive(Debug)]
 pub struct ConvTranspose {
-    pub window: WindowAttrs,
+    pub(super) window: WindowAttrs,
     pub group: usize,
     pub output_padding: Option<Vec<usize>>,
     pub output_shape: Option<Vec<usize>>,
@@ -366,6 +366,15 @@ impl ConvTranspose {
         checked_len(&plan.geom.kernel, "ConvTranspose kernel")?;
         checked_len(&[m / g, plan.kernel_size(), plan.in_size()], "ConvTranspose column buffer")?;
         Ok(plan)
+    }
+}
+
+impl ConvTranspose {
+    /// Validates X and W shapes like `infer` (bias aside) and resolves the window
+    /// (`pad_begin` and `out` after `output_padding` / `output_shape` / `auto_pad`).
+    pub fn resolve_window(&self, x: &[usize], w: &[usize]) -> Result<ConvWindow> {
+        let g = self.plan(x, w, None)?.geom;
+        Ok(ConvWindow { strides: g.strides, dilations: g.dilations, pad_begin: g.pad_begin, out: g.out })
     }
 }
 

@@ -11,7 +11,7 @@ use half::slice::HalfFloatSliceExt;
 use std::borrow::Cow;
 
 mod conv;
-pub use conv::{Conv, ConvWindow};
+pub use conv::{Conv, ConvTranspose, ConvWindow};
 pub(crate) mod gemm;
 mod norm;
 mod pool;

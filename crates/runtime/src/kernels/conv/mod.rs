@@ -1,36 +1,39 @@
 //! 2-D NCHW f32 convolution, plain or fused with an epilogue.
 //!
-//! Per image and group, the output is computed in column blocks of `M_g × chunk`
-//! (im2col of just that block into scratch, then one `sgemm`), and the bias and the
-//! epilogue are applied to each block right after its GEMM, while it is still in cache.
+//! Per image and group, the convolution is one GEMM of the packed weights (`M_g × K`,
+//! packed once into `MR`-row panels, at build time when the plan carries them) by the
+//! implicit im2col matrix of the input (`K × OH·OW`, packed block by block straight from
+//! the input by [`im2col::ConvB`]; a 1×1 stride-1 convolution reads its input as B
+//! directly). Bias, a residual Add and Relu/Clip are applied in registers by the GEMM;
+//! any other epilogue steps run on each finished row segment while it is in cache.
 //! Depthwise convolutions (one input and one output channel per group) use a direct
-//! loop instead, since their GEMMs would be 1×k.
+//! kernel instead, since their GEMMs would be 1×k, threaded over channel planes.
 
-use super::Exec;
+mod im2col;
+
+use super::{Exec, RunCtx, SyncPtr};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{apply_unary, BaseKind, BinOp, Fused, Step, BASE_SLOTS};
 use sinter_ir::ops::nn::Conv;
 use sinter_ir::ops::Op;
 use sinter_ir::{IrError, Result, View, ViewMut};
-
-/// Bytes of one output block (`M_g × chunk` floats) kept in L2 between the GEMM and
-/// the epilogue.
-const BLOCK_BYTES: usize = 128 * 1024;
+use sinter_kernels::{Activation, Epilogue, Matrix, PackedA};
+use std::cell::RefCell;
 
 /// How a binary step's operand maps an output element `(n, m, oy, ox)` to its data:
 /// `n * sn + m * sm + oy * sh + ox * sw` (0 strides along broadcast axes).
 #[derive(Clone, Copy, Debug)]
-struct Operand {
-    numel: usize,
-    sn: usize,
-    sm: usize,
-    sh: usize,
-    sw: usize,
+pub(crate) struct Operand {
+    pub numel: usize,
+    pub sn: usize,
+    pub sm: usize,
+    pub sh: usize,
+    pub sw: usize,
 }
 
 /// A convolution with resolved geometry (see the module docs).
 #[derive(Debug)]
-pub(super) struct Conv2d {
+pub(crate) struct Conv2d {
     name: &'static str,
     n: usize,
     c: usize,
@@ -51,14 +54,44 @@ pub(super) struct Conv2d {
     has_bias: bool,
     steps: Vec<Step>,
     operands: Vec<Operand>,
-    /// Output columns per block.
-    chunk: usize,
+    /// How the epilogue steps map onto the GEMM's in-register epilogue.
+    fused: FusedEpilogue,
+    /// Where the packed weights come from.
+    weights: Weights,
+}
+
+/// The part of the epilogue the GEMM applies in registers; the rest runs per row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct FusedEpilogue {
+    act: Activation,
+    /// The steps are `[Add(full-shaped operand 0)]` plus `act`: a residual shortcut.
+    residual: bool,
+    /// Steps that cannot run in registers: every step runs per row instead.
+    post: bool,
+}
+
+/// Packed GEMM weights (`groups` matrices of `M_g × K` in `MR`-row panels).
+#[derive(Debug)]
+pub(crate) enum Weights {
+    /// Packed at build time: input 1 holds the panels.
+    Plan,
+    /// Packed when the plan was loaded (a plan without packed weights).
+    Loaded(Vec<f32>),
+    /// Weights computed at run time (not a constant): packed on every run.
+    Runtime,
 }
 
 impl Conv2d {
     /// The kernel for a `Conv` or `FusedConv` (f32 already checked by the caller), or
-    /// `None` where the shapes or steps fall outside what it handles.
-    pub(super) fn new(op: &dyn Op, op_type: &str, inputs: &[Option<Slot>], outputs: &[Slot]) -> Option<Conv2d> {
+    /// `None` where the shapes or steps fall outside what it handles. `weights` says
+    /// where the packed weights come from; a plan's packed input 1 is checked here.
+    pub(crate) fn new(
+        op: &dyn Op,
+        op_type: &str,
+        inputs: &[Option<Slot>],
+        outputs: &[Slot],
+        weights: Weights,
+    ) -> Option<Conv2d> {
         let (conv, steps, name) = match op_type {
             "Conv" => (op.as_any().downcast_ref::<Conv>()?, Vec::new(), "Conv"),
             "FusedConv" => {
@@ -94,22 +127,21 @@ impl Conv2d {
         }
         let out = [n, m, oh, ow];
         let operands = extras.iter().map(|e| operand(&e.as_ref()?.shape, &out)).collect::<Option<Vec<_>>>()?;
-        if c == 0 || h == 0 || w == 0 {
+        if c == 0 || h == 0 || w == 0 || m == 0 || oh == 0 || ow == 0 {
             return None; // degenerate: the reference handles it
         }
         let groups = conv.group;
         if groups == 0 || m % groups != 0 || c % groups != 0 {
             return None;
         }
-        let mg = m / groups;
-        let cols = oh.checked_mul(ow)?;
-        let chunk = (BLOCK_BYTES / 4 / mg.max(1)).clamp(64, cols.max(64));
         // Sizes the run loops rely on, checked once here.
         let kdim = (c / groups).checked_mul(kh)?.checked_mul(kw)?;
-        kdim.checked_mul(chunk)?;
+        let cols = oh.checked_mul(ow)?;
         h.checked_mul(w.checked_add(*win.strides.get(1)?)?)?;
         n.checked_mul(c)?.checked_mul(h)?.checked_mul(w)?;
         n.checked_mul(m)?.checked_mul(cols)?;
+        sinter_kernels::packed_a_len(m / groups, kdim).checked_mul(groups)?;
+        let fused = fuse_epilogue(&steps, &operands, &out);
         let conv2d = Conv2d {
             name,
             n,
@@ -131,7 +163,8 @@ impl Conv2d {
             has_bias: bias.is_some(),
             steps,
             operands,
-            chunk,
+            fused,
+            weights,
         };
         Some(conv2d)
     }
@@ -148,7 +181,7 @@ impl Conv2d {
     fn cols(&self) -> usize {
         self.oh * self.ow
     }
-    fn depthwise(&self) -> bool {
+    pub(crate) fn depthwise(&self) -> bool {
         self.cg() == 1 && self.mg() == 1
     }
     /// A 1x1 kernel with unit strides and no padding: the input is its own im2col matrix.
@@ -156,80 +189,38 @@ impl Conv2d {
         self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
     }
 
-    /// Fills `col` (`[kdim, len]`) with the patches of output columns `j0..j0 + len` of
-    /// one group's input `xg` (`[cg, h, w]`); 0 in the padding.
-    fn im2col(&self, xg: &[f32], j0: usize, len: usize, col: &mut [f32]) {
-        let plane = self.h * self.w;
-        let mut rows = col.chunks_exact_mut(len);
-        for xc in xg.chunks_exact(plane).take(self.cg()) {
-            for ky in 0..self.kh {
-                for kx in 0..self.kw {
-                    let Some(row) = rows.next() else { return };
-                    let off = (kx * self.dw) as i64 - self.pw;
-                    let (lo_all, hi_all) = valid_range(off, self.sw, self.w, self.ow);
-                    let mut pos = 0;
-                    while pos < len {
-                        let j = j0 + pos;
-                        let (oy, ox0) = (j / self.ow, j % self.ow);
-                        let seg = (self.ow - ox0).min(len - pos);
-                        let dst = &mut row[pos..pos + seg];
-                        pos += seg;
-                        let iy = (oy * self.sh + ky * self.dh) as i64 - self.ph;
-                        if iy < 0 || iy >= self.h as i64 {
-                            dst.fill(0.0);
-                            continue;
-                        }
-                        let xrow = &xc[iy as usize * self.w..][..self.w];
-                        let lo = lo_all.clamp(ox0, ox0 + seg);
-                        let hi = hi_all.clamp(lo, ox0 + seg);
-                        dst[..lo - ox0].fill(0.0);
-                        dst[hi - ox0..].fill(0.0);
-                        if lo < hi {
-                            // lo * sw + off >= 0 by construction of the valid range.
-                            let start = (lo as i64 * self.sw as i64 + off) as usize;
-                            let dst = &mut dst[lo - ox0..hi - ox0];
-                            if self.sw == 1 {
-                                dst.copy_from_slice(&xrow[start..start + dst.len()]);
-                            } else {
-                                for (d, s) in dst.iter_mut().zip(xrow[start..].iter().step_by(self.sw)) {
-                                    *d = *s;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    /// Floats of the packed weights of all groups.
+    pub(crate) fn packed_len(&self) -> usize {
+        sinter_kernels::packed_a_len(self.mg(), self.kdim()) * self.groups
     }
 
-    /// Adds `bias` and applies the epilogue to `row`: output channel `mc` of image
-    /// `img`, columns `j0..j0 + row.len()`, with `sinter_ir`'s own step functions so the
-    /// values are exactly those of the reference epilogue.
+    /// Packs `[m, cg, kh, kw]` weights into `groups` GEMM A matrices.
+    pub(crate) fn pack(&self, wt: &[f32], out: &mut [f32]) -> Result<()> {
+        let (mg, kdim) = (self.mg(), self.kdim());
+        let plen = sinter_kernels::packed_a_len(mg, kdim);
+        self.check_len("weights", wt, self.m * kdim)?;
+        self.check_len("packed weights", out, plen * self.groups)?;
+        for (g, dst) in out.chunks_exact_mut(plen.max(1)).enumerate().take(self.groups) {
+            sinter_kernels::pack_a(mg, kdim, &wt[g * mg * kdim..][..mg * kdim], kdim, dst)
+                .map_err(|e| IrError::Data(format!("{}: {e}", self.name)))?;
+        }
+        Ok(())
+    }
+
+    /// Packs the weights at load time (for plans that do not carry them packed).
+    pub(crate) fn load_weights(&mut self, wt: &[f32]) -> Result<()> {
+        if self.depthwise() {
+            self.weights = Weights::Runtime; // the direct kernel reads them as they are
+            return Ok(());
+        }
+        let mut packed = vec![0.0; self.packed_len()];
+        self.pack(wt, &mut packed)?;
+        self.weights = Weights::Loaded(packed);
+        Ok(())
+    }
+
     fn finish_row(&self, img: usize, mc: usize, j0: usize, row: &mut [f32], bias: Option<f32>, extras: &[&[f32]]) {
-        if let Some(b) = bias {
-            BinOp::Add.apply_scalar(false, row, b);
-        }
-        let mut k = 0;
-        for &step in &self.steps {
-            let Step::Binary { op, swapped } = step else {
-                apply_unary(step, row);
-                continue;
-            };
-            let (o, data) = (self.operands[k], extras[k]);
-            let base = img * o.sn + mc * o.sm;
-            k += 1;
-            if o.sh == 0 && o.sw == 0 {
-                op.apply_scalar(swapped, row, data[base]);
-            } else if o.sw == 1 && o.sh == self.ow {
-                op.apply_slice(swapped, row, &data[base + j0..]);
-            } else {
-                for (t, x) in row.iter_mut().enumerate() {
-                    let j = j0 + t;
-                    let v = data[base + (j / self.ow) * o.sh + (j % self.ow) * o.sw];
-                    op.apply_scalar(swapped, std::slice::from_mut(x), v);
-                }
-            }
-        }
+        finish_row(&self.steps, &self.operands, self.ow, (img, mc, j0), row, bias, extras);
     }
 
     /// Input elements per row phase of a depthwise plane: with stride `sw`, each input
@@ -297,89 +288,191 @@ impl Conv2d {
             Err(IrError::Data(format!("{}: {what} holds {} floats, expected {want}", self.name, data.len())))
         }
     }
+
+    fn run_depthwise(
+        &self,
+        x: &[f32],
+        wt: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        extras: &[&[f32]],
+        cx: &RunCtx,
+    ) -> Result<()> {
+        let (plane, cols, kdim) = (self.h * self.w, self.cols(), self.kdim());
+        self.check_len("weights", wt, self.m * kdim)?;
+        let planes = self.n * self.m;
+        let per_task = planes.div_ceil(cx.pool.threads() * 4).max(1);
+        let tasks = planes.div_ceil(per_task);
+        let yp = SyncPtr(y.as_mut_ptr());
+        cx.pool.parallel_for(tasks, &|t| {
+            DW_SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                let need = self.depthwise_scratch();
+                if s.len() < need {
+                    s.resize(need, 0.0);
+                }
+                for i in t * per_task..((t + 1) * per_task).min(planes) {
+                    let mc = i % self.m;
+                    // SAFETY: plane `i` of `y` (`cols` floats at `i * cols`, inside `y`:
+                    // `y.len() == planes * cols`, checked by the caller) is written by
+                    // this task only.
+                    let yc = unsafe { std::slice::from_raw_parts_mut(yp.get().add(i * cols), cols) };
+                    let xc = &x[i * plane..][..plane];
+                    self.depthwise_plane(xc, &wt[mc * kdim..][..kdim], bias.map_or(0.0, |b| b[mc]), yc, &mut s[..need]);
+                    self.finish_row(i / self.m, mc, 0, yc, None, extras);
+                }
+            })
+        });
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// Phase-split input plane of the depthwise kernel (reused per thread).
+    static DW_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Weights packed at run time (weights that are not constants).
+    static RUNTIME_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Adds `bias` and applies the epilogue `steps` to `row`: output channel `mc` of image
+/// `img`, columns `j0..j0 + row.len()` of an output `ow` wide, with `sinter_ir`'s own
+/// step functions so the values are exactly those of the reference epilogue.
+pub(crate) fn finish_row(
+    steps: &[Step],
+    operands: &[Operand],
+    ow: usize,
+    (img, mc, j0): (usize, usize, usize),
+    row: &mut [f32],
+    bias: Option<f32>,
+    extras: &[&[f32]],
+) {
+    if let Some(b) = bias {
+        BinOp::Add.apply_scalar(false, row, b);
+    }
+    let mut k = 0;
+    for &step in steps {
+        let Step::Binary { op, swapped } = step else {
+            apply_unary(step, row);
+            continue;
+        };
+        let (o, data) = (operands[k], extras[k]);
+        let base = img * o.sn + mc * o.sm;
+        k += 1;
+        if o.sh == 0 && o.sw == 0 {
+            op.apply_scalar(swapped, row, data[base]);
+        } else if o.sw == 1 && o.sh == ow {
+            op.apply_slice(swapped, row, &data[base + j0..]);
+        } else {
+            for (t, x) in row.iter_mut().enumerate() {
+                let j = j0 + t;
+                let v = data[base + (j / ow) * o.sh + (j % ow) * o.sw];
+                op.apply_scalar(swapped, std::slice::from_mut(x), v);
+            }
+        }
+    }
+}
+
+/// Which epilogue steps the GEMM can apply in registers: an optional residual Add of a
+/// full-shaped operand, then an optional Relu or Clip.
+fn fuse_epilogue(steps: &[Step], operands: &[Operand], out: &[usize; 4]) -> FusedEpilogue {
+    let cols = out[2] * out[3];
+    let act = |s: Option<&Step>| match s {
+        None => Some(Activation::None),
+        Some(Step::Relu) => Some(Activation::Relu),
+        Some(&Step::Clip { min, max }) => Some(Activation::Clip { lo: min, hi: max }),
+        _ => None,
+    };
+    let full = |o: &Operand| o.sw == 1 && o.sh == out[3] && o.sm == cols && (out[0] == 1 || o.sn == out[1] * cols);
+    let (residual, rest) = match steps.first() {
+        Some(Step::Binary { op: BinOp::Add, .. }) if operands.first().is_some_and(full) => (true, &steps[1..]),
+        _ => (false, steps),
+    };
+    match (rest.len(), act(rest.first())) {
+        (0 | 1, Some(act)) => FusedEpilogue { act, residual, post: false },
+        _ => FusedEpilogue { act: Activation::None, residual: false, post: true },
+    }
 }
 
 impl Exec for Conv2d {
-    fn scratch_floats(&self) -> usize {
-        if self.depthwise() {
-            self.depthwise_scratch()
-        } else if self.pointwise() {
-            0
-        } else {
-            self.kdim() * self.chunk.min(self.cols())
-        }
-    }
-
-    fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], scratch: &mut [f32]) -> Result<()> {
+    fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], cx: &mut RunCtx) -> Result<()> {
         let missing = |index| IrError::MissingInput { op: self.name.into(), index };
         let input = |i: usize| inputs.get(i).copied().flatten().ok_or_else(|| missing(i));
         let x = input(0)?.as_slice::<f32>()?;
         let wt = input(1)?.as_slice::<f32>()?;
         let bias = if self.has_bias { Some(input(2)?.as_slice::<f32>()?) } else { None };
-        let mut extras = Vec::with_capacity(self.operands.len());
+        let mut extras: [&[f32]; 8] = [&[]; 8];
+        if self.operands.len() > extras.len() {
+            return Err(IrError::Unsupported(format!("{}: more than 8 epilogue inputs", self.name)));
+        }
         for (k, o) in self.operands.iter().enumerate() {
             let e = input(BASE_SLOTS + k)?.as_slice::<f32>()?;
             self.check_len("epilogue input", e, o.numel)?;
-            extras.push(e);
+            extras[k] = e;
         }
+        let extras = &extras[..self.operands.len()];
         let y = outputs.first_mut().ok_or_else(|| missing(0))?.as_slice_mut::<f32>()?;
         let (plane, cols, cg, mg, kdim) = (self.h * self.w, self.cols(), self.cg(), self.mg(), self.kdim());
         self.check_len("input", x, self.n * self.c * plane)?;
-        self.check_len("weights", wt, self.m * kdim)?;
         if let Some(b) = bias {
             self.check_len("bias", b, self.m)?;
         }
         self.check_len("output", y, self.n * self.m * cols)?;
-        if y.is_empty() {
-            return Ok(());
-        }
-        let have = scratch.len();
-        let no_scratch = |need| IrError::Data(format!("{}: scratch of {have} floats, needs {need}", self.name));
         if self.depthwise() {
-            let need = self.depthwise_scratch();
-            let split = scratch.get_mut(..need).ok_or_else(|| no_scratch(need))?;
-            for (i, (xc, yc)) in x.chunks_exact(plane).zip(y.chunks_exact_mut(cols)).enumerate() {
-                let mc = i % self.m;
-                self.depthwise_plane(xc, &wt[mc * kdim..][..kdim], bias.map_or(0.0, |b| b[mc]), yc, split);
-                self.finish_row(i / self.m, mc, 0, yc, None, &extras);
-            }
-            return Ok(());
+            return self.run_depthwise(x, wt, bias, y, extras, cx);
         }
-        let pointwise = self.pointwise();
-        let need = if pointwise { 0 } else { kdim * self.chunk.min(cols) };
-        let col = scratch.get_mut(..need).ok_or_else(|| no_scratch(need))?;
-        for img in 0..self.n {
-            for g in 0..self.groups {
-                let xg = &x[(img * self.c + g * cg) * plane..][..cg * plane];
-                let wg = &wt[g * mg * kdim..][..mg * kdim];
-                let yg = &mut y[(img * self.m + g * mg) * cols..][..mg * cols];
-                let mut j0 = 0;
-                while j0 < cols {
-                    let len = self.chunk.min(cols - j0);
-                    let (b, b_st) = if pointwise {
-                        (&xg[j0..], (cols, 1))
-                    } else {
-                        let col = &mut col[..kdim * len];
-                        self.im2col(xg, j0, len, col);
-                        (&*col, (len, 1))
+        let plen = sinter_kernels::packed_a_len(mg, kdim);
+        let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.name));
+        let mut run = |packed: &[f32]| -> Result<()> {
+            self.check_len("packed weights", packed, plen * self.groups)?;
+            for img in 0..self.n {
+                for g in 0..self.groups {
+                    let xg = &x[(img * self.c + g * cg) * plane..][..cg * plane];
+                    let a = PackedA::new(&packed[g * plen..][..plen], mg, kdim).map_err(kerr)?;
+                    let yg = &mut y[(img * self.m + g * mg) * cols..][..mg * cols];
+                    let bias = bias.map(|b| &b[g * mg..][..mg]);
+                    let post = |r: usize, j0: usize, row: &mut [f32]| {
+                        self.finish_row(img, g * mg + r, j0, row, None, extras);
                     };
-                    let yb = &mut yg[j0..];
-                    sgemm_block(self.name, (mg, kdim, len), wg, b, b_st.0, yb, cols)?;
-                    for (r, row) in yg.chunks_exact_mut(cols).enumerate() {
-                        let b = bias.map(|b| b[g * mg + r]);
-                        self.finish_row(img, g * mg + r, j0, &mut row[j0..j0 + len], b, &extras);
+                    let residual = if self.fused.residual {
+                        let o = self.operands[0];
+                        let base = img * o.sn + g * mg * cols;
+                        Some(Matrix::new(&extras[0][base..], mg, cols, cols).map_err(kerr)?)
+                    } else {
+                        None
+                    };
+                    let epi = Epilogue {
+                        bias,
+                        residual,
+                        act: self.fused.act,
+                        post: if self.fused.post { Some(&post) } else { None },
+                    };
+                    if self.pointwise() {
+                        let b = Matrix::new(xg, cg, cols, cols).map_err(kerr)?;
+                        sinter_kernels::sgemm(cx.isa, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)?;
+                    } else {
+                        let b = im2col::ConvB { conv: self, x: xg };
+                        sinter_kernels::sgemm(cx.isa, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)?;
                     }
-                    j0 += len;
                 }
             }
+            Ok(())
+        };
+        match &self.weights {
+            Weights::Plan => run(wt),
+            Weights::Loaded(p) => run(p),
+            Weights::Runtime => RUNTIME_PACK.with(|p| {
+                let mut p = p.borrow_mut();
+                p.resize(self.packed_len(), 0.0);
+                self.pack(wt, &mut p)?;
+                run(&p)
+            }),
         }
-        Ok(())
     }
 }
 
 /// The operand layout of an epilogue input of `shape`, broadcast to `out` (rank 4), or
 /// `None` when it does not broadcast.
-fn operand(shape: &[usize], out: &[usize; 4]) -> Option<Operand> {
+pub(crate) fn operand(shape: &[usize], out: &[usize; 4]) -> Option<Operand> {
     if shape.len() > 4 {
         return None;
     }
@@ -400,7 +493,7 @@ fn operand(shape: &[usize], out: &[usize; 4]) -> Option<Operand> {
 
 /// Output positions `[lo, hi)` (within `0..ol`) whose input index `o * s + off` lies in
 /// `0..il`.
-fn valid_range(off: i64, s: usize, il: usize, ol: usize) -> (usize, usize) {
+pub(crate) fn valid_range(off: i64, s: usize, il: usize, ol: usize) -> (usize, usize) {
     let s = s as i64;
     // Smallest o with o * s + off >= 0.
     let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
@@ -409,50 +502,6 @@ fn valid_range(off: i64, s: usize, il: usize, ol: usize) -> (usize, usize) {
     let hi = if last < 0 { 0 } else { last / s + 1 };
     let lo = (lo.max(0) as usize).min(ol);
     (lo, (hi.max(0) as usize).clamp(lo, ol))
-}
-
-/// `y = a·b` for an `m×k` row-major `a`, a `k×n` `b` of row stride `b_rs`, and a `m×n`
-/// block of `y` at row stride `y_rs`, after checking that the slices cover them.
-fn sgemm_block(
-    name: &str,
-    (m, k, n): (usize, usize, usize),
-    a: &[f32],
-    b: &[f32],
-    b_rs: usize,
-    y: &mut [f32],
-    y_rs: usize,
-) -> Result<()> {
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    let span = |rows: usize, rs: usize, cols: usize| (rows - 1).checked_mul(rs)?.checked_add(cols);
-    let fits = k > 0
-        && span(m, k, k).is_some_and(|s| s <= a.len())
-        && span(k, b_rs, n).is_some_and(|s| s <= b.len())
-        && span(m, y_rs, n).is_some_and(|s| s <= y.len());
-    if !fits {
-        return Err(IrError::Data(format!("{name}: GEMM block {m}x{k}x{n} out of its buffers")));
-    }
-    // SAFETY: the checks above keep every strided access of A, B and Y in bounds.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            b.as_ptr(),
-            b_rs as isize,
-            1,
-            0.0,
-            y.as_mut_ptr(),
-            y_rs as isize,
-            1,
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -471,7 +520,7 @@ mod tests {
         attrs.insert("pads", AttrValue::Ints(vec![1; 2 * (x.len() - 2)]));
         Epilogue { steps: steps.to_vec() }.write_attrs(&mut attrs);
         let op = sinter_ir::ops::build(op_type, &attrs, 17).expect("op builds");
-        Conv2d::new(op.as_ref(), op_type, &[Some(slot(x)), Some(slot(w)), None], &[slot(y)])
+        Conv2d::new(op.as_ref(), op_type, &[Some(slot(x)), Some(slot(w)), None], &[slot(y)], Weights::Runtime)
     }
 
     #[test]
