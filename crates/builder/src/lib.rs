@@ -31,6 +31,9 @@ pub struct BuildOptions {
     pub optimizer: sinter_optimizer::Options,
     /// Fail the build when the planned activation arena would be larger than this many bytes.
     pub max_memory: Option<u64>,
+    /// The machine the plan is for (recorded in its header; the runtime refuses a plan
+    /// for another architecture). `None`: the build machine's ([`sinter_plan::Target::host`]).
+    pub target: Option<sinter_plan::Target>,
 }
 
 /// A summary of one build.
@@ -252,7 +255,8 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         optimizer: log::optimizer_log(&report.optimizer),
         source_graph: log::source_graph(source),
     };
-    let plan = Plan::new(meta, weights)?;
+    let target = opts.target.unwrap_or_else(sinter_plan::Target::host);
+    let plan = Plan::new(meta, weights)?.with_target(target.name())?;
     Ok((plan, report))
 }
 
@@ -262,7 +266,8 @@ fn pack_node(
     node: &sinter_ir::Node,
     facts: &HashMap<String, Fact>,
 ) -> Result<Option<sinter_runtime::PackedWeights>, BuildError> {
-    if !matches!(node.op_type.as_str(), "Conv" | "FusedConv" | "ConvTranspose" | "FusedConvTranspose") {
+    let packable = ["Conv", "ConvTranspose", "Gemm", "MatMul"];
+    if !packable.iter().any(|op| node.op_type.strip_prefix("Fused").unwrap_or(&node.op_type) == *op) {
         return Ok(None);
     }
     let Some(weight) = node.inputs.get(1).and_then(|n| facts.get(n)).and_then(|f| f.value.clone()) else {

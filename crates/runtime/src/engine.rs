@@ -3,7 +3,7 @@ use crate::error::{Result, RuntimeError};
 use crate::prepare::{self, Prepared, Slot};
 use sinter_ir::{DType, Tensor};
 use sinter_kernels::Isa;
-use sinter_plan::Plan;
+use sinter_plan::{Plan, Target};
 use std::borrow::Borrow;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -59,8 +59,10 @@ impl Engine {
         Engine::with_options(plan, &RuntimeOptions::default())
     }
 
-    /// Prepares an in-memory plan with explicit options.
+    /// Prepares an in-memory plan with explicit options. Refuses a plan built for
+    /// another target ([`check_target`]).
     pub fn with_options(plan: Plan, options: &RuntimeOptions) -> Result<Engine> {
+        check_target(&plan)?;
         let isa = Isa::selected()?;
         let threads = match options.threads {
             Some(0) => return Err(RuntimeError::Options("threads must be at least 1".into())),
@@ -118,5 +120,16 @@ impl Engine {
             v.push(ctx);
         }
         result
+    }
+}
+
+/// Checks that a plan may run on this machine: its target is `generic` or this
+/// architecture. Unknown names (a newer producer's targets) are refused the same way.
+pub fn check_target(plan: &Plan) -> Result<()> {
+    let host = Target::host();
+    let name = &plan.header().target;
+    match Target::from_name(name) {
+        Some(t) if t.runs_on(host) => Ok(()),
+        _ => Err(RuntimeError::WrongTarget { plan: name.clone(), host: host.name() }),
     }
 }

@@ -6,6 +6,12 @@ use sinter_plan::PlanError;
 pub enum RuntimeError {
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The plan records a target this machine is not (see `sinter_plan::Target`).
+    #[error(
+        "plan was built for target '{plan}' but this machine is {host}; \
+         rebuild it with `sinter build --target {host}` (or `--target generic`)"
+    )]
+    WrongTarget { plan: String, host: &'static str },
     #[error("invalid plan: kernel {index} ({op_type} '{node}'): {msg}")]
     InvalidKernel { index: usize, op_type: String, node: String, msg: String },
     #[error("invalid plan: {0}")]

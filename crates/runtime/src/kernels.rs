@@ -4,6 +4,8 @@
 
 pub(crate) mod conv;
 pub(crate) mod conv_transpose;
+pub(crate) mod dense;
+mod resize;
 
 use crate::prepare::Slot;
 use sinter_ir::ops::Op;
@@ -70,6 +72,15 @@ pub(crate) fn select<'a>(
         return select_packed(op.as_ref(), op_type, inputs, outputs, p);
     }
     let all_f32 = inputs.iter().flatten().chain(outputs).all(|s| s.dtype == DType::F32);
+    if all_f32 && matches!(op_type, "Gemm" | "FusedGemm" | "MatMul" | "FusedMatMul") {
+        if let Some(bytes) = weights(1) {
+            if let Some(mut k) = dense::Dense::new(op.as_ref(), op_type, inputs, outputs, conv::Weights::Runtime) {
+                let wt = View { dtype: DType::F32, shape: &[], data: bytes };
+                k.load_weights(wt.as_slice::<f32>()?)?;
+                return Ok(Box::new(k));
+            }
+        }
+    }
     if all_f32 && op_type == "MatMul" {
         if let Some(k) = MatMul::new(inputs, outputs) {
             return Ok(Box::new(k));
@@ -91,6 +102,11 @@ pub(crate) fn select<'a>(
                 let wt = View { dtype: DType::F32, shape: &[], data: bytes };
                 k.load_weights(wt.as_slice::<f32>()?)?;
             }
+            return Ok(Box::new(k));
+        }
+    }
+    if matches!(op_type, "Resize" | "Upsample") {
+        if let Some(k) = resize::NearestResize::new(op.as_ref(), inputs, outputs, weights) {
             return Ok(Box::new(k));
         }
     }
@@ -117,6 +133,15 @@ fn select_packed(
         }
         PackLayout::Winograd { .. } => return refuse("no Winograd kernel in this runtime"),
     };
+    if matches!(op_type, "Gemm" | "FusedGemm" | "MatMul" | "FusedMatMul") {
+        let Some(k) = dense::Dense::new(op, op_type, inputs, outputs, weights) else {
+            return refuse("this matrix product does not run as a packed GEMM");
+        };
+        if p.bytes != (k.packed_len() as u64).saturating_mul(4) {
+            return refuse(&format!("{} bytes do not match the matrix product ({} floats)", p.bytes, k.packed_len()));
+        }
+        return Ok(Box::new(k));
+    }
     if matches!(op_type, "ConvTranspose" | "FusedConvTranspose") {
         let Some(k) = conv_transpose::ConvT2d::new(op, op_type, inputs, outputs, weights) else {
             return refuse("this transposed convolution does not run as a packed GEMM");

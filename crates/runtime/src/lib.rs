@@ -12,7 +12,7 @@ mod pack;
 mod prepare;
 
 pub use context::{Context, KernelTime};
-pub use engine::{Engine, IoInfo, RuntimeOptions};
+pub use engine::{check_target, Engine, IoInfo, RuntimeOptions};
 pub use error::RuntimeError;
 pub use pack::{pack_weights, PackedWeights};
 pub use sinter_ir::{DType, Tensor, View};

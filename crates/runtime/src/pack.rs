@@ -4,6 +4,7 @@
 use crate::error::{Result, RuntimeError};
 use crate::kernels::conv::{Conv2d, Weights};
 use crate::kernels::conv_transpose::ConvT2d;
+use crate::kernels::dense::Dense;
 use crate::prepare::Slot;
 use sinter_ir::{Attrs, DType, Tensor};
 use sinter_plan::{Location, PackLayout};
@@ -28,7 +29,10 @@ pub fn pack_weights(
     outputs: &[(DType, Vec<usize>)],
     weight: &Tensor,
 ) -> Result<Option<PackedWeights>> {
-    if !matches!(op_type, "Conv" | "FusedConv" | "ConvTranspose" | "FusedConvTranspose") {
+    if !matches!(
+        op_type,
+        "Conv" | "FusedConv" | "ConvTranspose" | "FusedConvTranspose" | "Gemm" | "FusedGemm" | "MatMul" | "FusedMatMul"
+    ) {
         return Ok(None);
     }
     let all_f32 = inputs.iter().flatten().chain(outputs).all(|(d, _)| *d == DType::F32);
@@ -45,6 +49,14 @@ pub fn pack_weights(
     let outs: Vec<Slot> = outputs.iter().map(slot).collect();
     let w = weight.as_slice::<f32>().map_err(|e| RuntimeError::InvalidPlan(e.to_string()))?;
     let gemm = PackLayout::GemmPanels { mr: sinter_kernels::MR as u32 };
+    if op_type.ends_with("Gemm") || op_type.ends_with("MatMul") {
+        let Some(d) = Dense::new(op.as_ref(), op_type, &ins, &outs, Weights::Runtime) else {
+            return Ok(None);
+        };
+        let mut data = vec![0.0; d.packed_len()];
+        d.pack(w, &mut data).map_err(|e| RuntimeError::InvalidPlan(e.to_string()))?;
+        return Ok(Some(PackedWeights { input: 1, layout: gemm, data }));
+    }
     if op_type.ends_with("ConvTranspose") {
         let Some(ct) = ConvT2d::new(op.as_ref(), op_type, &ins, &outs, Weights::Runtime) else {
             return Ok(None);

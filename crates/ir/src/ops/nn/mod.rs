@@ -12,10 +12,12 @@ use std::borrow::Cow;
 
 mod conv;
 pub use conv::{Conv, ConvTranspose, ConvWindow};
+pub use gemm::{Gemm, MatMul};
+pub use resize::Resize;
 pub(crate) mod gemm;
 mod norm;
 mod pool;
-mod resize;
+pub(crate) mod resize;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

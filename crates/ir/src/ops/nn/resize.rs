@@ -498,6 +498,22 @@ impl Resize {
     }
 }
 
+impl Resize {
+    /// For a nearest-mode resize that never extrapolates: per axis, the input index of
+    /// every output coordinate (`None` for other modes). Lets a runtime kernel gather
+    /// without recomputing coordinates on every run.
+    pub fn nearest_indices(&self, inputs: &[Option<&Fact>]) -> Result<Option<Vec<Vec<usize>>>> {
+        if self.mode != Mode::Nearest {
+            return Ok(None);
+        }
+        let (plan, _) = self.plan_from_facts(inputs)?;
+        if plan.taps.iter().any(|t| t.n != 1 || t.extrapolate.iter().any(|&e| e)) {
+            return Ok(None);
+        }
+        Ok(Some(plan.taps.into_iter().map(|t| t.idx).collect()))
+    }
+}
+
 impl Op for Resize {
     fn infer(&self, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
         let (plan, x) = self.plan_from_facts(inputs)?;
