@@ -25,6 +25,32 @@ pub struct Context {
     shared: Arc<Shared>,
     arena: Arena,
     pool: ThreadPool,
+    /// Operand lists, kept (empty) between kernels and runs so running allocates nothing.
+    ins: Vec<Option<View<'static>>>,
+    outs: Vec<ViewMut<'static>>,
+}
+
+/// An emptied vector of views, ready to hold views of another lifetime: the allocation
+/// is reused, no view outlives the borrow it was made under.
+fn recycle<'b, T>(mut v: Vec<T>) -> Vec<T::Other<'b>>
+where
+    T: Relifetime,
+{
+    v.clear();
+    // SAFETY: the vector is empty, and `T` and `T::Other<'b>` are the same type up to a
+    // lifetime, so they have the same size and alignment.
+    unsafe { std::mem::transmute::<Vec<T>, Vec<T::Other<'b>>>(v) }
+}
+
+/// View types that differ only in their lifetime.
+trait Relifetime {
+    type Other<'b>;
+}
+impl Relifetime for Option<View<'_>> {
+    type Other<'b> = Option<View<'b>>;
+}
+impl Relifetime for ViewMut<'_> {
+    type Other<'b> = ViewMut<'b>;
 }
 
 fn names(list: &[(crate::IoInfo, Slot)]) -> String {
@@ -35,7 +61,9 @@ impl Context {
     pub(crate) fn new(shared: Arc<Shared>) -> Context {
         let arena = Arena::new(shared.plan.meta().arena_bytes as usize);
         let pool = ThreadPool::new(shared.threads);
-        Context { shared, arena, pool }
+        let most_in = shared.kernels.iter().map(|k| k.inputs.len()).max().unwrap_or(0);
+        let most_out = shared.kernels.iter().map(|k| k.outputs.len()).max().unwrap_or(0);
+        Context { shared, arena, pool, ins: Vec::with_capacity(most_in), outs: Vec::with_capacity(most_out) }
     }
 
     /// Copies `t` into the arena slot of input `name`, checking dtype and shape.
@@ -81,30 +109,30 @@ impl Context {
         let shared = self.shared.clone();
         let base = self.arena.base();
         let mut cx = RunCtx { isa: shared.isa, pool: &self.pool };
+        let mut ins: Vec<Option<View>> = recycle(std::mem::take(&mut self.ins));
+        let mut outs: Vec<ViewMut> = recycle(std::mem::take(&mut self.outs));
+        let mut result = Ok(());
         for (index, k) in shared.kernels.iter().enumerate() {
             let start = Instant::now();
-            let ins: Vec<Option<View>> =
-                k.inputs.iter().map(|s| s.as_ref().map(|s| view(&shared.plan, base, s))).collect();
-            let mut outs: Vec<ViewMut> = k
-                .outputs
-                .iter()
-                .map(|s| {
-                    let (off, len) = s.range();
-                    // SAFETY: outputs are arena slots, pairwise disjoint and disjoint
-                    // from this kernel's inputs (checked at load).
-                    let data = unsafe { std::slice::from_raw_parts_mut(base.add(off as usize), len as usize) };
-                    ViewMut { dtype: s.dtype, shape: &s.shape, data }
-                })
-                .collect();
-            k.exec.run(&ins, &mut outs, &mut cx).map_err(|source| RuntimeError::Kernel {
-                index,
-                op_type: k.op_type.clone(),
-                node: k.node.clone(),
-                source,
-            })?;
+            ins.clear();
+            outs.clear();
+            ins.extend(k.inputs.iter().map(|s| s.as_ref().map(|s| view(&shared.plan, base, s))));
+            outs.extend(k.outputs.iter().map(|s| {
+                let (off, len) = s.range();
+                // SAFETY: outputs are arena slots, pairwise disjoint and disjoint
+                // from this kernel's inputs (checked at load).
+                let data = unsafe { std::slice::from_raw_parts_mut(base.add(off as usize), len as usize) };
+                ViewMut { dtype: s.dtype, shape: &s.shape, data }
+            }));
+            if let Err(source) = k.exec.run(&ins, &mut outs, &mut cx) {
+                result = Err(RuntimeError::Kernel { index, op_type: k.op_type.clone(), node: k.node.clone(), source });
+                break;
+            }
             done(k, start.elapsed());
         }
-        Ok(())
+        self.ins = recycle(ins);
+        self.outs = recycle(outs);
+        result
     }
 
     /// The current value of output `index` (valid until the next run).

@@ -58,6 +58,8 @@ pub(crate) struct Conv2d {
     fused: FusedEpilogue,
     /// Where the packed weights come from.
     weights: Weights,
+    /// The window of a depthwise convolution, for the direct SIMD kernel.
+    dw_geom: Option<sinter_kernels::depthwise::DwGeom>,
 }
 
 /// The part of the epilogue the GEMM applies in registers; the rest runs per row.
@@ -165,7 +167,20 @@ impl Conv2d {
             operands,
             fused,
             weights,
+            dw_geom: None,
         };
+        let mut conv2d = conv2d;
+        if conv2d.depthwise() && conv2d.ph >= 0 && conv2d.pw >= 0 {
+            conv2d.dw_geom = sinter_kernels::depthwise::DwGeom::new(
+                [h, w],
+                [oh, ow],
+                [kh, kw],
+                [conv2d.sh, conv2d.sw],
+                [conv2d.dh, conv2d.dw],
+                [conv2d.ph as usize, conv2d.pw as usize],
+            )
+            .ok();
+        }
         Some(conv2d)
     }
 
@@ -304,10 +319,17 @@ impl Conv2d {
         let per_task = planes.div_ceil(cx.pool.threads() * 4).max(1);
         let tasks = planes.div_ceil(per_task);
         let yp = SyncPtr(y.as_mut_ptr());
+        // Relu/Clip run in the kernel's registers when they are the whole epilogue.
+        let act = if self.fused.post || self.fused.residual { Activation::None } else { self.fused.act };
+        let in_register = !self.fused.post && !self.fused.residual;
+        let failed = std::sync::atomic::AtomicBool::new(false);
         cx.pool.parallel_for(tasks, &|t| {
             DW_SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
-                let need = self.depthwise_scratch();
+                let need = match &self.dw_geom {
+                    Some(g) => sinter_kernels::depthwise::scratch_floats(g),
+                    None => self.depthwise_scratch(),
+                };
                 if s.len() < need {
                     s.resize(need, 0.0);
                 }
@@ -318,11 +340,29 @@ impl Conv2d {
                     // this task only.
                     let yc = unsafe { std::slice::from_raw_parts_mut(yp.get().add(i * cols), cols) };
                     let xc = &x[i * plane..][..plane];
-                    self.depthwise_plane(xc, &wt[mc * kdim..][..kdim], bias.map_or(0.0, |b| b[mc]), yc, &mut s[..need]);
-                    self.finish_row(i / self.m, mc, 0, yc, None, extras);
+                    let (wc, b) = (&wt[mc * kdim..][..kdim], bias.map_or(0.0, |b| b[mc]));
+                    match &self.dw_geom {
+                        Some(g) => {
+                            let r = sinter_kernels::depthwise::depthwise_conv2d(cx.isa, g, xc, wc, b, act, yc, &mut s);
+                            if r.is_err() {
+                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                                return;
+                            }
+                            if !in_register {
+                                self.finish_row(i / self.m, mc, 0, yc, None, extras);
+                            }
+                        }
+                        None => {
+                            self.depthwise_plane(xc, wc, b, yc, &mut s[..need]);
+                            self.finish_row(i / self.m, mc, 0, yc, None, extras);
+                        }
+                    }
                 }
             })
         });
+        if failed.into_inner() {
+            return Err(IrError::Data(format!("{}: depthwise kernel refused its operands", self.name)));
+        }
         Ok(())
     }
 }
