@@ -13,6 +13,7 @@ pub use shapes::parse_shapes;
 
 use sinter_ir::{infer::infer_graph, Fact, Graph, Tensor};
 use sinter_plan::{Binding, KernelDesc, Location, Packing, Plan, PlanMeta, SourceNode, TensorDesc, WeightsBuilder};
+use sinter_runtime::TacticChoice;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +32,9 @@ pub struct BuildOptions {
     pub optimizer: sinter_optimizer::Options,
     /// Fail the build when the planned activation arena would be larger than this many bytes.
     pub max_memory: Option<u64>,
+    /// Choose kernels (tactics) by a fixed rule instead of timing the candidates on
+    /// this machine: reproducible plans. Plans for another target always use the rule.
+    pub deterministic_tactics: bool,
     /// The machine the plan is for (recorded in its header; the runtime refuses a plan
     /// for another architecture). `None`: the build machine's ([`sinter_plan::Target::host`]).
     pub target: Option<sinter_plan::Target>,
@@ -59,6 +63,17 @@ pub struct BuildReport {
     pub build_time: Duration,
     /// What the optimizer applied and refused.
     pub optimizer: sinter_optimizer::Report,
+    /// The kernel chosen for each layer that had candidates.
+    pub tactics: Vec<TacticReport>,
+}
+
+/// How one layer's kernel was chosen.
+#[derive(Clone, Debug)]
+pub struct TacticReport {
+    pub node: String,
+    pub chosen: String,
+    /// Each candidate's time on this machine (ms, one thread); empty when chosen by rule.
+    pub timings: Vec<(String, f64)>,
 }
 
 /// Loads an ONNX file and builds it.
@@ -138,9 +153,25 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         id
     };
 
+    let target = opts.target.unwrap_or_else(sinter_plan::Target::host);
+    let choice = match sinter_runtime::Isa::selected() {
+        Ok(isa) if target == sinter_plan::Target::host() && !opts.deterministic_tactics => TacticChoice::Time(isa),
+        _ => TacticChoice::Heuristic,
+    };
+    let mut tactics = Vec::new();
     let mut kernels = Vec::new();
     for (node, _) in graph.nodes.iter().zip(&keep).filter(|(_, k)| **k) {
-        let packed = pack_node(node, &facts)?;
+        let packed = pack_node(node, &facts, choice)?;
+        if let Some(p) = packed
+            .as_ref()
+            .filter(|p| !matches!(p.layout, sinter_plan::PackLayout::GemmPanels { .. }) || !p.timings.is_empty())
+        {
+            tactics.push(TacticReport {
+                node: node.name.clone(),
+                chosen: p.layout.tactic(),
+                timings: p.timings.iter().map(|(l, t)| (l.tactic(), *t)).collect(),
+            });
+        }
         let mut inputs = Vec::with_capacity(node.inputs.len());
         for (i, name) in node.inputs.iter().enumerate() {
             if name.is_empty() {
@@ -243,6 +274,7 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         aliased: aliases.members(),
         build_time: start.elapsed(),
         optimizer,
+        tactics,
     };
     let meta = PlanMeta {
         model_name: graph.name.clone(),
@@ -255,7 +287,6 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         optimizer: log::optimizer_log(&report.optimizer),
         source_graph: log::source_graph(source),
     };
-    let target = opts.target.unwrap_or_else(sinter_plan::Target::host);
     let plan = Plan::new(meta, weights)?.with_target(target.name())?;
     Ok((plan, report))
 }
@@ -265,6 +296,7 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
 fn pack_node(
     node: &sinter_ir::Node,
     facts: &HashMap<String, Fact>,
+    choice: TacticChoice,
 ) -> Result<Option<sinter_runtime::PackedWeights>, BuildError> {
     let packable = ["Conv", "ConvTranspose", "Gemm", "MatMul"];
     if !packable.iter().any(|op| node.op_type.strip_prefix("Fused").unwrap_or(&node.op_type) == *op) {
@@ -277,6 +309,6 @@ fn pack_node(
     let inputs: Vec<_> = node.inputs.iter().map(|n| if n.is_empty() { None } else { operand(n) }).collect();
     let outputs: Option<Vec<_>> = node.outputs.iter().map(operand).collect();
     let Some(outputs) = outputs else { return Ok(None) };
-    sinter_runtime::pack_weights(&node.op_type, &node.attrs, node.opset, &inputs, &outputs, &weight)
+    sinter_runtime::pack_weights(&node.op_type, &node.attrs, node.opset, &inputs, &outputs, &weight, choice)
         .map_err(|e| BuildError::Internal(format!("packing the weights of '{}': {e}", node.name)))
 }

@@ -10,6 +10,7 @@ mod resize;
 use crate::prepare::Slot;
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
+use sinter_kernels::winograd::WinogradTile;
 use sinter_kernels::{Isa, ThreadPool};
 use sinter_plan::PackLayout;
 use std::sync::Arc;
@@ -131,8 +132,15 @@ fn select_packed(
         PackLayout::GemmPanels { mr } => {
             return refuse(&format!("panels of {mr} rows, this runtime uses {}", sinter_kernels::MR))
         }
-        PackLayout::Winograd { .. } => return refuse("no Winograd kernel in this runtime"),
+        PackLayout::Winograd { mr, .. } if mr as usize == sinter_kernels::MR => conv::Weights::Plan,
+        PackLayout::Winograd { mr, .. } => {
+            return refuse(&format!("panels of {mr} rows, this runtime uses {}", sinter_kernels::MR))
+        }
     };
+    let gemm_only = matches!(p.layout, PackLayout::GemmPanels { .. });
+    if !gemm_only && !matches!(op_type, "Conv" | "FusedConv") {
+        return refuse("only convolutions run by Winograd");
+    }
     if matches!(op_type, "Gemm" | "FusedGemm" | "MatMul" | "FusedMatMul") {
         let Some(k) = dense::Dense::new(op, op_type, inputs, outputs, weights) else {
             return refuse("this matrix product does not run as a packed GEMM");
@@ -151,8 +159,15 @@ fn select_packed(
         }
         return Ok(Box::new(k));
     }
-    let Some(k) = conv::Conv2d::new(op, op_type, inputs, outputs, weights) else {
-        return refuse("this convolution does not run as a packed GEMM");
+    let k = conv::Conv2d::new(op, op_type, inputs, outputs, weights);
+    let k = match (k, p.layout) {
+        (Some(k), PackLayout::Winograd { tile: 2, .. }) => k.with_winograd(WinogradTile::F2),
+        (Some(k), PackLayout::Winograd { tile: 4, .. }) => k.with_winograd(WinogradTile::F4),
+        (Some(_), PackLayout::Winograd { tile, .. }) => return refuse(&format!("no Winograd F({tile},3) kernel")),
+        (k, _) => k,
+    };
+    let Some(k) = k else {
+        return refuse("this convolution does not run with that tactic");
     };
     if k.depthwise() || p.bytes != (k.packed_len() as u64).saturating_mul(4) {
         return refuse(&format!("{} bytes do not match the convolution ({} floats)", p.bytes, k.packed_len()));

@@ -14,7 +14,7 @@ mod prepare;
 pub use context::{Context, KernelTime};
 pub use engine::{check_target, Engine, IoInfo, RuntimeOptions};
 pub use error::RuntimeError;
-pub use pack::{pack_weights, PackedWeights};
+pub use pack::{pack_weights, PackedWeights, TacticChoice};
 pub use sinter_ir::{DType, Tensor, View};
 pub use sinter_kernels::Isa;
 pub use sinter_plan::Plan;

@@ -5,9 +5,14 @@ use crate::error::{Result, RuntimeError};
 use crate::kernels::conv::{Conv2d, Weights};
 use crate::kernels::conv_transpose::ConvT2d;
 use crate::kernels::dense::Dense;
+use crate::kernels::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::{Attrs, DType, Tensor};
+use sinter_ir::{View, ViewMut};
+use sinter_kernels::winograd::WinogradTile;
+use sinter_kernels::{Isa, ThreadPool};
 use sinter_plan::{Location, PackLayout};
+use std::time::Instant;
 
 /// A weight input packed for its kernel.
 #[derive(Debug)]
@@ -16,6 +21,18 @@ pub struct PackedWeights {
     pub input: usize,
     pub layout: PackLayout,
     pub data: Vec<f32>,
+    /// Each candidate tactic's time when they were timed (milliseconds, one thread),
+    /// for the build report; empty when the choice was made by heuristic.
+    pub timings: Vec<(PackLayout, f64)>,
+}
+
+/// How the builder chooses between candidate kernels (tactics).
+#[derive(Clone, Copy, Debug)]
+pub enum TacticChoice {
+    /// Time every candidate on this machine with this tier (the plan targets this CPU).
+    Time(Isa),
+    /// A deterministic rule (the plan targets another machine).
+    Heuristic,
 }
 
 /// For an op whose kernel reads pre-packed weights (f32 `Conv` / `FusedConv` that run as
@@ -28,6 +45,7 @@ pub fn pack_weights(
     inputs: &[Option<(DType, Vec<usize>)>],
     outputs: &[(DType, Vec<usize>)],
     weight: &Tensor,
+    choice: TacticChoice,
 ) -> Result<Option<PackedWeights>> {
     if !matches!(
         op_type,
@@ -55,7 +73,7 @@ pub fn pack_weights(
         };
         let mut data = vec![0.0; d.packed_len()];
         d.pack(w, &mut data).map_err(|e| RuntimeError::InvalidPlan(e.to_string()))?;
-        return Ok(Some(PackedWeights { input: 1, layout: gemm, data }));
+        return Ok(Some(PackedWeights { input: 1, layout: gemm, data, timings: Vec::new() }));
     }
     if op_type.ends_with("ConvTranspose") {
         let Some(ct) = ConvT2d::new(op.as_ref(), op_type, &ins, &outs, Weights::Runtime) else {
@@ -63,7 +81,7 @@ pub fn pack_weights(
         };
         let mut data = vec![0.0; ct.packed_len()];
         ct.pack(w, &mut data).map_err(|e| RuntimeError::InvalidPlan(e.to_string()))?;
-        return Ok(Some(PackedWeights { input: 1, layout: gemm, data }));
+        return Ok(Some(PackedWeights { input: 1, layout: gemm, data, timings: Vec::new() }));
     }
     let Some(conv) = Conv2d::new(op.as_ref(), op_type, &ins, &outs, Weights::Runtime) else {
         return Ok(None);
@@ -71,7 +89,83 @@ pub fn pack_weights(
     if conv.depthwise() {
         return Ok(None);
     }
-    let mut data = vec![0.0; conv.packed_len()];
-    conv.pack(w, &mut data).map_err(|e| RuntimeError::InvalidPlan(e.to_string()))?;
-    Ok(Some(PackedWeights { input: 1, layout: gemm, data }))
+    let invalid = |e: sinter_ir::IrError| RuntimeError::InvalidPlan(e.to_string());
+    // Candidates: packed GEMM always; Winograd where the shape allows it.
+    let (c, m, oh, ow) = conv.dims();
+    let mut candidates = vec![(gemm, conv.plain())];
+    for tile in [WinogradTile::F2, WinogradTile::F4] {
+        if let Some(k) = conv.plain().with_winograd(tile) {
+            let layout = PackLayout::Winograd { tile: tile.out_tile() as u32, mr: sinter_kernels::MR as u32 };
+            candidates.push((layout, k));
+        }
+    }
+    let mut timings = Vec::new();
+    let chosen = if candidates.len() == 1 {
+        gemm
+    } else {
+        match choice {
+            TacticChoice::Heuristic => match sinter_kernels::winograd::suggest_tile(c, m, oh, ow) {
+                Some(t) => PackLayout::Winograd { tile: t.out_tile() as u32, mr: sinter_kernels::MR as u32 },
+                None => gemm,
+            },
+            TacticChoice::Time(isa) => {
+                for (layout, k) in &candidates {
+                    let mut packed = vec![0.0; k.packed_len()];
+                    k.pack(w, &mut packed).map_err(invalid)?;
+                    timings.push((*layout, time_conv(k, &packed, isa).map_err(invalid)?));
+                }
+                timings.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map_or(gemm, |t| t.0)
+            }
+        }
+    };
+    let k = match chosen {
+        PackLayout::Winograd { tile, .. } => {
+            let tile = if tile == 2 { WinogradTile::F2 } else { WinogradTile::F4 };
+            Conv2d::new(op.as_ref(), op_type, &ins, &outs, Weights::Runtime).and_then(|k| k.with_winograd(tile))
+        }
+        PackLayout::GemmPanels { .. } => Some(conv),
+    };
+    let k = k.ok_or_else(|| RuntimeError::InvalidPlan("tactic no longer applies".into()))?;
+    let mut data = vec![0.0; k.packed_len()];
+    k.pack(w, &mut data).map_err(invalid)?;
+    Ok(Some(PackedWeights { input: 1, layout: chosen, data, timings }))
+}
+
+/// Milliseconds one run of the bare convolution `k` takes on one thread: the best of a
+/// few runs after a warm-up, on uniform random input.
+fn time_conv(k: &Conv2d, packed: &[f32], isa: Isa) -> sinter_ir::Result<f64> {
+    let (xs, ys) = k.io_shapes();
+    let mut seed = 0x9e37_79b9_u32;
+    let x: Vec<f32> = (0..xs.iter().product::<usize>())
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+        })
+        .collect();
+    let mut y = vec![0.0f32; ys.iter().product()];
+    let pool = ThreadPool::new(1);
+    let mut cx = RunCtx { isa, pool: &pool };
+    let packed_shape = [packed.len()];
+    let mut best = f64::INFINITY;
+    let mut total = 0.0;
+    for run in 0..6 {
+        let inputs = [
+            Some(View { dtype: DType::F32, shape: &xs, data: bytemuck::cast_slice(&x) }),
+            Some(View { dtype: DType::F32, shape: &packed_shape, data: bytemuck::cast_slice(packed) }),
+        ];
+        let mut outputs = [ViewMut { dtype: DType::F32, shape: &ys, data: bytemuck::cast_slice_mut(&mut y) }];
+        let start = Instant::now();
+        k.run(&inputs, &mut outputs, &mut cx)?;
+        let t = start.elapsed().as_secs_f64() * 1e3;
+        if run > 0 {
+            best = best.min(t);
+        }
+        total += t;
+        if total > 200.0 && run >= 2 {
+            break; // big layers: a few runs are enough
+        }
+    }
+    Ok(best)
 }

@@ -17,6 +17,7 @@ use sinter_ir::ops::fused::{apply_unary, BaseKind, BinOp, Fused, Step, BASE_SLOT
 use sinter_ir::ops::nn::Conv;
 use sinter_ir::ops::Op;
 use sinter_ir::{IrError, Result, View, ViewMut};
+use sinter_kernels::winograd::{WinogradConv, WinogradEpilogue, WinogradTile};
 use sinter_kernels::{Activation, Epilogue, Matrix, PackedA};
 use std::cell::RefCell;
 
@@ -60,6 +61,8 @@ pub(crate) struct Conv2d {
     weights: Weights,
     /// The window of a depthwise convolution, for the direct SIMD kernel.
     dw_geom: Option<sinter_kernels::depthwise::DwGeom>,
+    /// Set when this 3×3 stride-1 convolution runs by Winograd instead of packed GEMM.
+    winograd: Option<WinogradConv>,
 }
 
 /// The part of the epilogue the GEMM applies in registers; the rest runs per row.
@@ -168,6 +171,7 @@ impl Conv2d {
             fused,
             weights,
             dw_geom: None,
+            winograd: None,
         };
         let mut conv2d = conv2d;
         if conv2d.depthwise() && conv2d.ph >= 0 && conv2d.pw >= 0 {
@@ -204,13 +208,64 @@ impl Conv2d {
         self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
     }
 
-    /// Floats of the packed weights of all groups.
-    pub(crate) fn packed_len(&self) -> usize {
-        sinter_kernels::packed_a_len(self.mg(), self.kdim()) * self.groups
+    /// The same convolution run by Winograd with output tiles of `tile`, or `None`
+    /// when it is not a single-group 3×3 stride-1 dilation-1 convolution.
+    pub(crate) fn with_winograd(mut self, tile: WinogradTile) -> Option<Conv2d> {
+        let plain = self.groups == 1 && (self.kh, self.kw, self.sh, self.sw, self.dh, self.dw) == (3, 3, 1, 1, 1, 1);
+        if !plain || self.ph < 0 || self.pw < 0 {
+            return None;
+        }
+        let (ph, pw) = (self.ph as usize, self.pw as usize);
+        // Bottom / right padding follow from the output size.
+        let pb = (self.oh + 2).checked_sub(self.h + ph)?;
+        let pr = (self.ow + 2).checked_sub(self.w + pw)?;
+        let wc = WinogradConv::new(tile, self.c, self.h, self.w, self.m, [ph, pw, pb, pr]).ok()?;
+        if wc.out_size() != (self.oh, self.ow) {
+            return None;
+        }
+        self.winograd = Some(wc);
+        Some(self)
     }
 
-    /// Packs `[m, cg, kh, kw]` weights into `groups` GEMM A matrices.
+    /// Input channels, output channels, output height and width.
+    pub(crate) fn dims(&self) -> (usize, usize, usize, usize) {
+        (self.c, self.m, self.oh, self.ow)
+    }
+
+    /// The shapes of input 0 and of the output.
+    pub(crate) fn io_shapes(&self) -> ([usize; 4], [usize; 4]) {
+        ([self.n, self.c, self.h, self.w], [self.n, self.m, self.oh, self.ow])
+    }
+
+    /// A copy without epilogue steps (for timing tactics on the convolution alone).
+    pub(crate) fn plain(&self) -> Conv2d {
+        Conv2d {
+            name: self.name,
+            steps: Vec::new(),
+            operands: Vec::new(),
+            fused: FusedEpilogue { act: Activation::None, residual: false, post: false },
+            weights: Weights::Plan,
+            has_bias: false,
+            ..*self
+        }
+    }
+
+    /// Floats of the packed weights of all groups.
+    pub(crate) fn packed_len(&self) -> usize {
+        match &self.winograd {
+            Some(wc) => wc.packed_weights_len(),
+            None => sinter_kernels::packed_a_len(self.mg(), self.kdim()) * self.groups,
+        }
+    }
+
+    /// Packs `[m, cg, kh, kw]` weights for the kernel's tactic: `groups` GEMM A
+    /// matrices, or the Winograd-transformed weights.
     pub(crate) fn pack(&self, wt: &[f32], out: &mut [f32]) -> Result<()> {
+        if let Some(wc) = &self.winograd {
+            self.check_len("weights", wt, self.m * self.kdim())?;
+            return sinter_kernels::winograd::pack_weights(wc.tile(), self.m, self.c, wt, out)
+                .map_err(|e| IrError::Data(format!("{}: {e}", self.name)));
+        }
         let (mg, kdim) = (self.mg(), self.kdim());
         let plen = sinter_kernels::packed_a_len(mg, kdim);
         self.check_len("weights", wt, self.m * kdim)?;
@@ -367,6 +422,44 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    #[allow(clippy::too_many_arguments)]
+    fn run_winograd(
+        &self,
+        wc: &WinogradConv,
+        packed: &[f32],
+        x: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        extras: &[&[f32]],
+        cx: &RunCtx,
+    ) -> Result<()> {
+        let (plane, cols) = (self.h * self.w, self.cols());
+        let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.name));
+        for img in 0..self.n {
+            let xi = &x[img * self.c * plane..][..self.c * plane];
+            let yi = &mut y[img * self.m * cols..][..self.m * cols];
+            let post = |mc: usize, j0: usize, row: &mut [f32]| {
+                self.finish_row(img, mc, j0, row, None, extras);
+            };
+            let residual = if self.fused.residual {
+                let o = self.operands[0];
+                Some(&extras[0][img * o.sn..][..self.m * cols])
+            } else {
+                None
+            };
+            let epi = WinogradEpilogue {
+                bias,
+                residual,
+                act: self.fused.act,
+                post: if self.fused.post { Some(&post) } else { None },
+            };
+            wc.run(cx.isa, packed, xi, yi, &epi, cx.pool).map_err(kerr)?;
+        }
+        Ok(())
+    }
+}
+
 thread_local! {
     /// Phase-split input plane of the depthwise kernel (reused per thread).
     static DW_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -463,6 +556,9 @@ impl Exec for Conv2d {
         let plen = sinter_kernels::packed_a_len(mg, kdim);
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.name));
         let mut run = |packed: &[f32]| -> Result<()> {
+            if let Some(wc) = &self.winograd {
+                return self.run_winograd(wc, packed, x, bias, y, extras, cx);
+            }
             self.check_len("packed weights", packed, plen * self.groups)?;
             for img in 0..self.n {
                 for g in 0..self.groups {
