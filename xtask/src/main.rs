@@ -5,7 +5,10 @@
 //! - `cargo xtask optable`: regenerate the README's operator table from the conformance manifest.
 //! - `cargo xtask conformance`: run every ONNX node test and rewrite the conformance manifest
 //!   (passing cases) and the excluded list (every other case, with its error as the reason).
+//! - `cargo xtask compare MODEL.onnx --shapes ... --threads N` (or `--all`): time Sinter and
+//!   onnxruntime on the same model and inputs in one run; print both latencies and their ratio.
 
+mod compare;
 mod conformance;
 mod optable;
 
@@ -60,7 +63,11 @@ fn python_out(venv: &Path, code: &str) -> Result<String> {
 fn testdata() -> Result<(PathBuf, PathBuf)> {
     let venv = venv()?;
     let out = root().join(".cache/testdata");
-    run(Command::new(venv.join("bin/python")).arg(root().join("tools/prepare_testdata.py")).arg(&out))?;
+    // Its progress goes to stderr, so that stdout stays a command's result (`compare --json`).
+    run(Command::new(venv.join("bin/python"))
+        .arg(root().join("tools/prepare_testdata.py"))
+        .arg(&out)
+        .stdout(std::io::stderr()))?;
     let onnx_dir = python_out(&venv, "import onnx, os; print(os.path.dirname(onnx.__file__))")?;
     let node = Path::new(&onnx_dir).join("backend/test/data/node");
     if !node.is_dir() {
@@ -93,6 +100,27 @@ fn demo() -> Result<()> {
     run(Command::new(&sinter).arg("bench").arg(&plan).args(["--warmup", "5", "--iterations", "50"]))
 }
 
+fn compare() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let options = compare::parse(&args)?;
+    let root = root();
+    // Test data (and the venv with onnxruntime) only where needed: --all uses the prepared models.
+    let models = match &options.target {
+        compare::Target::All => Some(testdata()?.0),
+        compare::Target::Model { path, .. } if !path.is_file() => bail!("{} is not a file", path.display()),
+        compare::Target::Model { .. } => None,
+    };
+    let venv = venv()?;
+    run(cargo().current_dir(&root).args(["build", "--release", "--quiet", "-p", "sinter-cli"]))?;
+    let tools = compare::Tools {
+        sinter: root.join("target/release/sinter"),
+        python: venv.join("bin/python"),
+        script: root.join("tools/ort_bench.py"),
+        work: root.join("target/compare"),
+    };
+    compare::run(&options, &tools, models.as_deref())
+}
+
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
@@ -107,6 +135,7 @@ fn main() -> Result<()> {
             conformance::update(&root(), &node)?;
             optable::write(&root(), &node)
         }
-        _ => bail!("usage: cargo xtask <demo|test|testdata|optable|conformance>"),
+        "compare" => compare(),
+        _ => bail!("usage: cargo xtask <demo|test|testdata|optable|conformance|compare>"),
     }
 }

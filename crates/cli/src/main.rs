@@ -62,9 +62,12 @@ enum Command {
     /// Measure load time, first inference and steady-state latency.
     Bench {
         plan: PathBuf,
-        /// Worker threads, each running its own execution context.
+        /// Intra-op threads of each execution context (default: physical cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Execution contexts running concurrently (for throughput), each with its own threads.
         #[arg(long, default_value_t = 1)]
-        threads: usize,
+        contexts: usize,
         #[arg(long, default_value_t = 5)]
         warmup: usize,
         #[arg(long, default_value_t = 50)]
@@ -83,8 +86,8 @@ fn main() -> ExitCode {
         Command::Build { model, output, shapes, optimizer } => build::run(model, output, shapes.as_deref(), &optimizer),
         Command::Run { plan, inputs, output_dir, seed } => run::run(&plan, &inputs, output_dir.as_deref(), seed),
         Command::Inspect { plan, json, dot, svg } => inspect::run(&plan, json, dot || svg, svg),
-        Command::Bench { plan, threads, warmup, iterations, json, inputs } => {
-            bench::run(&plan, &bench::Settings { threads, warmup, iterations, json }, &inputs)
+        Command::Bench { plan, threads, contexts, warmup, iterations, json, inputs } => {
+            bench::run(&plan, &bench::Settings { threads, contexts, warmup, iterations, json }, &inputs)
         }
     };
     match result {

@@ -97,18 +97,52 @@ fn run_writes_sanitised_npy_outputs() {
 
 #[test]
 fn bench_json_contract() {
-    let out =
-        sinter(&["bench", plan().to_str().unwrap(), "--warmup", "1", "--iterations", "4", "--threads", "2", "--json"]);
+    let bench = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["bench", plan().to_str().unwrap(), "--warmup", "1", "--iterations", "4", "--json"];
+        args.extend_from_slice(extra);
+        let out = sinter(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("one JSON object")
+    };
+    for threads in [1, 2, 3] {
+        let v = bench(&["--threads", &threads.to_string()]);
+        for key in ["load_ms", "first_run_ms", "first_inference_ms", "throughput_per_s"] {
+            assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+        }
+        // Time to first inference counts the plan load.
+        assert!(v["first_inference_ms"].as_f64() >= v["load_ms"].as_f64(), "{v}");
+        for key in ["min", "mean", "median", "p90", "p99", "max"] {
+            assert!(v["latency_ms"][key].as_f64().is_some_and(|x| x > 0.0), "latency {key}: {v}");
+        }
+        assert!(v["latency_ms"]["min"].as_f64() <= v["latency_ms"]["median"].as_f64());
+        assert!(v["latency_ms"]["median"].as_f64() <= v["latency_ms"]["max"].as_f64());
+        assert_eq!(v["threads"], threads, "{v}");
+        assert_eq!(v["contexts"], 1, "{v}");
+        assert_eq!(v["iterations"], 4, "{v}");
+        let isa = v["isa"].as_str().unwrap_or_default();
+        assert!(["scalar", "avx2", "avx512", "neon"].contains(&isa), "isa: {v}");
+    }
+    // Two concurrent contexts share the iterations; the default thread count is positive.
+    let v = bench(&["--contexts", "2"]);
+    assert_eq!(v["contexts"], 2, "{v}");
+    assert!(v["threads"].as_u64().is_some_and(|t| t >= 1), "{v}");
+    assert_eq!(v["iterations"], 4, "{v}");
+    // A forced tier is the one reported.
+    let out = Command::new(env!("CARGO_BIN_EXE_sinter"))
+        .args(["bench", plan().to_str().unwrap(), "--warmup", "0", "--iterations", "1", "--json"])
+        .env("SINTER_CPU", "scalar")
+        .output()
+        .expect("run sinter");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
-    for key in ["load_ms", "first_inference_ms", "throughput_per_s"] {
-        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    assert_eq!(v["isa"], "scalar", "{v}");
+}
+
+#[test]
+fn bench_rejects_zero_counts() {
+    for flag in ["--threads", "--contexts", "--iterations"] {
+        fails_with(&sinter(&["bench", plan().to_str().unwrap(), flag, "0"]), "at least 1");
     }
-    for key in ["min", "mean", "median", "p90", "p99", "max"] {
-        assert!(v["latency_ms"][key].as_f64().is_some_and(|x| x > 0.0), "latency {key}: {v}");
-    }
-    assert!(v["latency_ms"]["min"].as_f64() <= v["latency_ms"]["max"].as_f64());
-    assert_eq!(v["threads"], 2);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 pub(crate) mod conv;
 pub(crate) mod conv_transpose;
 pub(crate) mod dense;
+mod pool;
 mod resize;
 
 use crate::prepare::Slot;
@@ -103,6 +104,11 @@ pub(crate) fn select<'a>(
                 let wt = View { dtype: DType::F32, shape: &[], data: bytes };
                 k.load_weights(wt.as_slice::<f32>()?)?;
             }
+            return Ok(Box::new(k));
+        }
+    }
+    if matches!(op_type, "MaxPool" | "AveragePool" | "GlobalAveragePool" | "GlobalMaxPool") {
+        if let Some(k) = pool::Pool2d::new(op.as_ref(), inputs, outputs) {
             return Ok(Box::new(k));
         }
     }

@@ -113,6 +113,7 @@ pub struct ConvWindow {
     pub strides: Vec<usize>,
     pub dilations: Vec<usize>,
     pub pad_begin: Vec<i64>,
+    pub pad_end: Vec<i64>,
     /// Output spatial shape.
     pub out: Vec<usize>,
 }
@@ -121,7 +122,13 @@ impl Conv {
     /// Validates X and W shapes like `infer` (bias aside) and resolves the window.
     pub fn resolve_window(&self, x: &[usize], w: &[usize]) -> Result<ConvWindow> {
         let g = self.plan(x, w, None)?.geom;
-        Ok(ConvWindow { strides: g.strides, dilations: g.dilations, pad_begin: g.pad_begin, out: g.out })
+        Ok(ConvWindow {
+            strides: g.strides,
+            dilations: g.dilations,
+            pad_begin: g.pad_begin,
+            pad_end: g.pad_end,
+            out: g.out,
+        })
     }
 }
 
@@ -374,7 +381,13 @@ impl ConvTranspose {
     /// (`pad_begin` and `out` after `output_padding` / `output_shape` / `auto_pad`).
     pub fn resolve_window(&self, x: &[usize], w: &[usize]) -> Result<ConvWindow> {
         let g = self.plan(x, w, None)?.geom;
-        Ok(ConvWindow { strides: g.strides, dilations: g.dilations, pad_begin: g.pad_begin, out: g.out })
+        Ok(ConvWindow {
+            strides: g.strides,
+            dilations: g.dilations,
+            pad_begin: g.pad_begin,
+            pad_end: g.pad_end,
+            out: g.out,
+        })
     }
 }
 

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 mod conv;
 pub use conv::{Conv, ConvTranspose, ConvWindow};
 pub use gemm::{Gemm, MatMul};
+pub use pool::{GlobalPool, Pool, PoolKind};
 pub use resize::Resize;
 pub(crate) mod gemm;
 mod norm;

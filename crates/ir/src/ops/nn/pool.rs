@@ -34,7 +34,7 @@ impl PoolKind {
 #[derive(Debug)]
 pub struct Pool {
     pub kind: PoolKind,
-    pub window: WindowAttrs,
+    pub(super) window: WindowAttrs,
     pub kernel: Vec<usize>,
     pub ceil_mode: bool,
 }
@@ -87,6 +87,20 @@ impl Pool {
             return Err(IrError::Shape(format!("{} needs an input [N, C, spatial...], got {x:?}", self.kind.name())));
         }
         self.window.resolve(&x[2..], &self.kernel, self.ceil_mode)
+    }
+}
+
+impl Pool {
+    /// The resolved window for input `x` (`[N, C, spatial...]`), for runtime kernels.
+    pub fn resolve_window(&self, x: &[usize]) -> Result<super::ConvWindow> {
+        let g = self.geometry(x)?;
+        Ok(super::ConvWindow {
+            strides: g.strides,
+            dilations: g.dilations,
+            pad_begin: g.pad_begin,
+            pad_end: g.pad_end,
+            out: g.out,
+        })
     }
 }
 

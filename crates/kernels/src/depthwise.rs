@@ -1,0 +1,859 @@
+//! Direct depthwise 2-D convolution of NCHW f32 planes, and the sliding-window engine it
+//! shares with [`crate::pooling`].
+//!
+//! Depthwise layers (one input and one output channel per group) dominate MobileNet and
+//! PP-OCR; as GEMMs they would be `1 × k` products, so they get a direct kernel. The API
+//! works on one channel plane; the runtime spreads channels over its threads and applies
+//! further epilogue steps itself.
+//!
+//! # How the SIMD tiers work
+//!
+//! The input plane is first copied into scratch, padded and split by column phase: for
+//! stride `sw`, padded row `r` becomes `sw` rows where phase `p` holds padded columns
+//! `p, p + sw, p + 2·sw, …`. Tap `(ky, kx)` of output `(oy, ox)` then reads phase
+//! `(kx·dw) % sw` of padded row `oy·sh + ky·dh` at index `ox + (kx·dw) / sw`, so for
+//! every stride and dilation the taps of consecutive outputs are consecutive floats:
+//! the kernel vectorizes along the output width with plain unaligned loads, no
+//! gathers and no border cases (the padding is in the copy, and each phase row is long
+//! enough for whole vectors past the last output, so only the final store is masked).
+//! Blocks of up to 8 accumulators (several rows and/or several vectors of one row)
+//! hide the FMA latency; narrow planes (7×7, 14×14) block over rows. The copy costs
+//! one pass over the input, small next to the `kh·kw` taps per output. The same engine
+//! computes max and average pooling with another reduction and padding value.
+//!
+//! The scalar tier is the reference: direct loops over the valid taps, no scratch.
+//! Padding taps contribute `w·0` in every tier, as zero padding defines them (this
+//! only shows with a NaN or infinite weight, which makes them NaN, as in the IR's
+//! im2col reference and onnxruntime).
+
+use crate::error::{KernelError, Result};
+use crate::gemm::Activation;
+use crate::isa::Isa;
+
+/// Lanes of the widest vector tier; the padded rows are sized for it whatever the tier,
+/// so [`scratch_floats`] does not depend on the tier.
+const MAX_LANES: usize = 16;
+
+/// The geometry of a 2-D sliding window over one plane (shared by depthwise convolution
+/// and pooling). Built by [`DwGeom::new`], which checks that every size the kernels
+/// derive from it fits in `usize`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DwGeom {
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    ph: usize,
+    pw: usize,
+    /// Padded rows the outputs read: `(oh - 1)·sh + (kh - 1)·dh + 1`.
+    rows: usize,
+    /// Floats per phase row of the padded copy.
+    phase_len: usize,
+}
+
+impl DwGeom {
+    /// An `h × w` input, an `oh × ow` output, a `[kh, kw]` kernel with `strides`,
+    /// `dilations` and leading `pads` (`[top, left]`). Output `(oy, ox)` reads input
+    /// `(oy·sh + ky·dh − ph, ox·sw + kx·dw − pw)`; taps outside the input read the
+    /// padding. Any output size is accepted (the trailing padding is implied by it).
+    pub fn new(
+        input: [usize; 2],
+        output: [usize; 2],
+        kernel: [usize; 2],
+        strides: [usize; 2],
+        dilations: [usize; 2],
+        pads: [usize; 2],
+    ) -> Result<DwGeom> {
+        let bad = |what: &str| {
+            KernelError::Shape(format!(
+                "window: {what} (input {input:?}, output {output:?}, kernel {kernel:?}, strides {strides:?}, \
+                 dilations {dilations:?}, pads {pads:?})"
+            ))
+        };
+        if kernel.contains(&0) || strides.contains(&0) || dilations.contains(&0) {
+            return Err(bad("kernel, strides and dilations must be positive"));
+        }
+        let [h, w] = input;
+        let [oh, ow] = output;
+        // Padded extent read by `n` outputs: (n - 1)·s + (k - 1)·d + 1.
+        let extent = |n: usize, s: usize, k: usize, d: usize| {
+            if n == 0 {
+                Some(0)
+            } else {
+                (n - 1).checked_mul(s)?.checked_add((k - 1).checked_mul(d)?)?.checked_add(1)
+            }
+        };
+        let overflow = || bad("sizes overflow");
+        let rows = extent(oh, strides[0], kernel[0], dilations[0]).ok_or_else(overflow)?;
+        let cols = extent(ow, strides[1], kernel[1], dilations[1]).ok_or_else(overflow)?;
+        let phase_len = ow
+            .checked_next_multiple_of(MAX_LANES)
+            .and_then(|n| n.checked_add((kernel[1] - 1).checked_mul(dilations[1])? / strides[1]))
+            .ok_or_else(overflow)?;
+        // Every size the kernels compute, checked once here.
+        let sizes = [
+            h.checked_mul(w),
+            oh.checked_mul(ow),
+            kernel[0].checked_mul(kernel[1]),
+            rows.checked_mul(strides[1]).and_then(|n| n.checked_mul(phase_len)),
+            h.checked_add(pads[0]).and_then(|n| n.checked_add(rows)),
+            w.checked_add(pads[1]).and_then(|n| n.checked_add(cols)),
+            phase_len.checked_mul(strides[1]).and_then(|n| n.checked_add(w)),
+            cols.checked_add(MAX_LANES * strides[1]),
+        ];
+        if sizes.iter().any(Option::is_none) {
+            return Err(overflow());
+        }
+        Ok(DwGeom {
+            h,
+            w,
+            oh,
+            ow,
+            kh: kernel[0],
+            kw: kernel[1],
+            sh: strides[0],
+            sw: strides[1],
+            dh: dilations[0],
+            dw: dilations[1],
+            ph: pads[0],
+            pw: pads[1],
+            rows,
+            phase_len,
+        })
+    }
+
+    pub fn input(&self) -> [usize; 2] {
+        [self.h, self.w]
+    }
+    pub fn output(&self) -> [usize; 2] {
+        [self.oh, self.ow]
+    }
+    pub fn kernel(&self) -> [usize; 2] {
+        [self.kh, self.kw]
+    }
+    pub fn strides(&self) -> [usize; 2] {
+        [self.sh, self.sw]
+    }
+    pub fn dilations(&self) -> [usize; 2] {
+        [self.dh, self.dw]
+    }
+    pub fn pads(&self) -> [usize; 2] {
+        [self.ph, self.pw]
+    }
+
+    /// Floats of the padded, phase-split copy of the input (see the module docs).
+    pub(crate) fn padded_floats(&self) -> usize {
+        self.rows * self.sw * self.phase_len
+    }
+
+    /// Checks the plane slices against the geometry.
+    pub(crate) fn check(&self, what: &str, x: &[f32], y: &[f32], scratch: &[f32], scratch_need: usize) -> Result<()> {
+        let want = [("input", x.len(), self.h * self.w), ("output", y.len(), self.oh * self.ow)];
+        for (name, got, need) in want {
+            if got != need {
+                return Err(KernelError::Shape(format!("{what}: {name} plane holds {got} floats, expected {need}")));
+            }
+        }
+        if scratch.len() < scratch_need {
+            return Err(KernelError::Shape(format!(
+                "{what}: scratch holds {} floats, needs {scratch_need}",
+                scratch.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Scratch floats [`depthwise_conv2d`] needs for `g` (the same for every tier).
+pub fn scratch_floats(g: &DwGeom) -> usize {
+    g.padded_floats()
+}
+
+/// `y = act(bias + Σ w[ky, kx] · x[oy·sh + ky·dh − ph, ox·sw + kx·dw − pw])` over one
+/// channel plane: `x` is `h × w`, `w` is `kh × kw`, `y` is `oh × ow`, all row-major;
+/// zero padding. `scratch` holds at least [`scratch_floats`] floats (its contents are
+/// overwritten). Fails on slices of the wrong size or a tier this CPU lacks.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d(
+    isa: Isa,
+    g: &DwGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: f32,
+    act: Activation,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    let need = if isa == Isa::Scalar { 0 } else { scratch_floats(g) };
+    g.check("depthwise_conv2d", x, y, scratch, need)?;
+    if w.len() != g.kh * g.kw {
+        return Err(KernelError::Shape(format!(
+            "depthwise_conv2d: {} weights for a {}x{} kernel",
+            w.len(),
+            g.kh,
+            g.kw
+        )));
+    }
+    if isa == Isa::Scalar {
+        scalar_conv(g, x, w, bias, act, y);
+        return Ok(());
+    }
+    run_window(isa, g, x, Reduce::Conv { w, bias, act }, y, &mut scratch[..need])
+}
+
+/// The scalar reference: for each tap, a contiguous (strided) run of valid outputs.
+fn scalar_conv(g: &DwGeom, x: &[f32], wts: &[f32], bias: f32, act: Activation, y: &mut [f32]) {
+    if g.ow == 0 {
+        return;
+    }
+    for (oy, yrow) in y.chunks_exact_mut(g.ow).enumerate() {
+        yrow.fill(bias);
+        for ky in 0..g.kh {
+            let iy = input_index(oy * g.sh + ky * g.dh, g.ph, g.h);
+            for kx in 0..g.kw {
+                let wv = wts[ky * g.kw + kx];
+                let (lo, hi) = match iy {
+                    Some(_) => valid_range(kx * g.dw, g.pw, g.sw, g.w, g.ow),
+                    None => (g.ow, g.ow),
+                };
+                if !wv.is_finite() {
+                    // Padding taps add `w·0`: NaN for an infinite or NaN weight, as
+                    // zero padding (and the IR's im2col reference) defines it.
+                    let (head, rest) = yrow.split_at_mut(lo);
+                    for d in head.iter_mut().chain(&mut rest[hi - lo..]) {
+                        *d += wv * 0.0;
+                    }
+                }
+                if let (Some(iy), true) = (iy, lo < hi) {
+                    let xrow = &x[iy * g.w..][..g.w];
+                    let start = lo * g.sw + kx * g.dw - g.pw;
+                    for (d, &s) in yrow[lo..hi].iter_mut().zip(xrow[start..].iter().step_by(g.sw)) {
+                        *d += wv * s;
+                    }
+                }
+            }
+        }
+        for v in yrow.iter_mut() {
+            *v = act.apply(*v);
+        }
+    }
+}
+
+/// Input index of padded index `padded` (`padded − pad`), if inside `0..len`.
+#[inline]
+pub(crate) fn input_index(padded: usize, pad: usize, len: usize) -> Option<usize> {
+    padded.checked_sub(pad).filter(|&i| i < len)
+}
+
+/// The outputs `lo..hi` (within `0..n_out`) whose input index `o·s + off − pad` lies in
+/// `0..len`, for a tap at offset `off`.
+#[inline]
+pub(crate) fn valid_range(off: usize, pad: usize, s: usize, len: usize, n_out: usize) -> (usize, usize) {
+    // Smallest o with o·s + off >= pad.
+    let lo = pad.saturating_sub(off).div_ceil(s).min(n_out);
+    // Outputs with o·s + off < pad + len.
+    let hi = (pad + len).saturating_sub(off).div_ceil(s).clamp(lo, n_out);
+    (lo, hi)
+}
+
+/// What the window engine computes per output.
+#[derive(Clone, Copy)]
+pub(crate) enum Reduce<'a> {
+    /// `act(bias + Σ w·x)`, zero padding.
+    Conv { w: &'a [f32], bias: f32, act: Activation },
+    /// Running `if x > m { m = x }` from `-inf` (NaN never wins), `-inf` padding.
+    Max,
+    /// `Σ x / (rows[oy] · cols[ox])` (0 where that count is 0), zero padding.
+    Avg { rows: &'a [f32], cols: &'a [f32] },
+}
+
+/// Runs a SIMD tier of the engine: pads `x` into `padded` (exactly
+/// `g.padded_floats()` floats), then reduces every window into `y`. The caller has
+/// checked the slice sizes (and, for `Avg`, that `rows`/`cols` hold `oh` / `ow` counts
+/// padded to a multiple of [`MAX_LANES`]).
+pub(crate) fn run_window(
+    isa: Isa,
+    g: &DwGeom,
+    x: &[f32],
+    red: Reduce,
+    y: &mut [f32],
+    padded: &mut [f32],
+) -> Result<()> {
+    if !isa.supported() {
+        let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
+        return Err(KernelError::UnsupportedTier { tier: isa.name(), available });
+    }
+    let ok = padded.len() == g.padded_floats()
+        && x.len() == g.h * g.w
+        && y.len() == g.oh * g.ow
+        && match red {
+            Reduce::Conv { w, .. } => w.len() == g.kh * g.kw,
+            Reduce::Max => true,
+            Reduce::Avg { rows, cols } => rows.len() >= g.oh && cols.len() >= g.ow.next_multiple_of(MAX_LANES),
+        };
+    if !ok {
+        return Err(KernelError::Shape("window engine: slice sizes do not match the geometry".into()));
+    }
+    if g.oh == 0 || g.ow == 0 {
+        return Ok(());
+    }
+    let fill = if matches!(red, Reduce::Max) { f32::NEG_INFINITY } else { 0.0 };
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the tier is supported (checked above) and the slices match `g`.
+        Isa::Avx2 => unsafe { avx2::run(g, x, red, fill, y, padded) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx512 => unsafe { avx512::run(g, x, red, fill, y, padded) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: as above.
+        Isa::Neon => unsafe { neon::run(g, x, red, fill, y, padded) },
+        _ => return Err(KernelError::Shape(format!("window engine: no {isa} variant"))),
+    }
+    Ok(())
+}
+
+/// Fills `padded` (`g.padded_floats()` floats) with the padded, phase-split copy of
+/// `x`: phase row `(r, p)` holds `x[r − ph, p + t·sw − pw]` at index `t`, `fill`
+/// outside the input. `gather2` copies every other float (`d[t] = s[2t]`) with the
+/// tier's deinterleave. Phases are the outer loop so each one's valid range is
+/// computed once, not per row.
+#[inline(always)]
+fn pad_plane(g: &DwGeom, x: &[f32], fill: f32, padded: &mut [f32], gather2: impl Fn(&[f32], &mut [f32])) {
+    let row_len = g.sw * g.phase_len;
+    for p in 0..g.sw {
+        let (lo, hi) = valid_range(p, g.pw, g.sw, g.w, g.phase_len);
+        // Input column of index `lo` (meaningful only when lo < hi).
+        let start = (lo * g.sw + p).saturating_sub(g.pw);
+        for (r, row) in padded.chunks_exact_mut(row_len).enumerate() {
+            let d = &mut row[p * g.phase_len..][..g.phase_len];
+            let iy = match input_index(r, g.ph, g.h) {
+                Some(iy) if lo < hi => iy,
+                _ => {
+                    d.fill(fill);
+                    continue;
+                }
+            };
+            let xrow = &x[iy * g.w..][..g.w];
+            d[..lo].fill(fill);
+            d[hi..].fill(fill);
+            let d = &mut d[lo..hi];
+            match g.sw {
+                1 => d.copy_from_slice(&xrow[start..start + d.len()]),
+                2 => gather2(&xrow[start..], d),
+                s => {
+                    for (v, &xv) in d.iter_mut().zip(xrow[start..].iter().step_by(s)) {
+                        *v = xv;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The engine for one SIMD tier. The expanding module defines `V` (its vector type),
+/// `L` (lanes), and `#[inline]` helpers with the same target features: `splat`,
+/// `load`, `store`, `store_n`, `fmadd(a, b, c) = a·b + c`, `vmax(x, m) = x > m ? x : m`,
+/// `vadd`, `div_or_zero`, `relu`, `clip`, `mul`, `gather2`.
+macro_rules! window_engine {
+    ($feat:literal) => {
+        use crate::depthwise::{pad_plane, DwGeom, Reduce};
+        use crate::gemm::Activation;
+
+        /// Reduction kinds, as const generic parameters so each block is specialized.
+        const CONV: u8 = 0;
+        const MAX: u8 = 1;
+        const AVG: u8 = 2;
+
+        /// Index steps precomputed from the geometry (no divisions in the tap loops).
+        struct Plan<'a> {
+            g: &'a DwGeom,
+            red: Reduce<'a>,
+            /// Floats from one output row to the next, and from one kernel row to the next.
+            row_step: usize,
+            ky_step: usize,
+            /// Moving one tap right adds `dw` padded columns: `dp` phases and `dt`
+            /// indices; a phase past `sw - 1` wraps to the next index of phase 0.
+            dp: usize,
+            kx_step: usize,
+            wrap: usize,
+        }
+
+        /// One block: `R` output rows from `oy0`, `NV` vectors from `ox0`; the last
+        /// vector of each row stores `last` lanes.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn block<const K: u8, const R: usize, const NV: usize>(
+            pl: &Plan,
+            s: *const f32,
+            oy0: usize,
+            ox0: usize,
+            last: usize,
+            y: *mut f32,
+        ) {
+            let g = pl.g;
+            let init = match (K, &pl.red) {
+                (CONV, Reduce::Conv { bias, .. }) => splat(*bias),
+                (MAX, _) => splat(f32::NEG_INFINITY),
+                _ => splat(0.0),
+            };
+            let wts = match &pl.red {
+                Reduce::Conv { w, .. } => w.as_ptr(),
+                _ => std::ptr::null(),
+            };
+            let mut acc = [[init; NV]; R];
+            let base = oy0 * pl.row_step + ox0;
+            for ky in 0..g.kh {
+                let mut idx = base + ky * pl.ky_step;
+                let mut p = 0;
+                for kx in 0..g.kw {
+                    let tap = s.add(idx);
+                    if K == CONV {
+                        let wv = splat(*wts.add(ky * g.kw + kx));
+                        for r in 0..R {
+                            for v in 0..NV {
+                                acc[r][v] = fmadd(wv, load(tap.add(r * pl.row_step + v * L)), acc[r][v]);
+                            }
+                        }
+                    } else if K == MAX {
+                        for r in 0..R {
+                            for v in 0..NV {
+                                acc[r][v] = vmax(load(tap.add(r * pl.row_step + v * L)), acc[r][v]);
+                            }
+                        }
+                    } else {
+                        for r in 0..R {
+                            for v in 0..NV {
+                                acc[r][v] = vadd(acc[r][v], load(tap.add(r * pl.row_step + v * L)));
+                            }
+                        }
+                    }
+                    p += pl.dp;
+                    idx += pl.kx_step;
+                    if p >= g.sw {
+                        // idx includes p·phase_len >= sw·phase_len: no underflow.
+                        p -= g.sw;
+                        idx -= pl.wrap;
+                    }
+                }
+            }
+            for r in 0..R {
+                let yrow = y.add((oy0 + r) * g.ow + ox0);
+                for v in 0..NV {
+                    let a = acc[r][v];
+                    let out = match &pl.red {
+                        Reduce::Conv { act, .. } => match *act {
+                            Activation::None => a,
+                            Activation::Relu => relu(a),
+                            Activation::Clip { lo, hi } => clip(a, splat(lo), splat(hi)),
+                        },
+                        Reduce::Max => a,
+                        Reduce::Avg { rows, cols } => {
+                            let count = mul(splat(*rows.get_unchecked(oy0 + r)), load(cols.as_ptr().add(ox0 + v * L)));
+                            div_or_zero(a, count)
+                        }
+                    };
+                    if v + 1 == NV && last < L {
+                        store_n(yrow.add(v * L), out, last);
+                    } else {
+                        store(yrow.add(v * L), out);
+                    }
+                }
+            }
+        }
+
+        /// `R` output rows from `oy0`, all columns: blocks of 4 vectors, then one block
+        /// of the 1 to 4 vectors left (the last one partial), so a row's tail keeps
+        /// as many independent accumulators as its head.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn rows<const K: u8, const R: usize>(pl: &Plan, s: *const f32, oy0: usize, y: *mut f32) {
+            let ow = pl.g.ow;
+            let mut ox = 0;
+            while ox + 4 * L <= ow {
+                block::<K, R, 4>(pl, s, oy0, ox, L, y);
+                ox += 4 * L;
+            }
+            let rem = ow - ox;
+            if rem > 0 {
+                let nv = rem.div_ceil(L);
+                let last = rem - (nv - 1) * L;
+                match nv {
+                    1 => block::<K, R, 1>(pl, s, oy0, ox, last, y),
+                    2 => block::<K, R, 2>(pl, s, oy0, ox, last, y),
+                    3 => block::<K, R, 3>(pl, s, oy0, ox, last, y),
+                    _ => block::<K, R, 4>(pl, s, oy0, ox, last, y),
+                }
+            }
+        }
+
+        /// All output rows: rows of at least two vectors in blocks of 2 rows, narrower
+        /// ones (7×7, 14×14 planes) in blocks of 4 rows, so a block has enough
+        /// independent accumulators to hide the FMA latency.
+        #[target_feature(enable = $feat)]
+        unsafe fn all_rows<const K: u8>(pl: &Plan, s: *const f32, y: *mut f32) {
+            let oh = pl.g.oh;
+            let tall = if pl.g.ow > L { 2 } else { 4 };
+            let mut oy = 0;
+            while oy + tall <= oh {
+                if tall == 4 {
+                    rows::<K, 4>(pl, s, oy, y);
+                } else {
+                    rows::<K, 2>(pl, s, oy, y);
+                }
+                oy += tall;
+            }
+            if oy + 2 <= oh {
+                rows::<K, 2>(pl, s, oy, y);
+                oy += 2;
+            }
+            if oy < oh {
+                rows::<K, 1>(pl, s, oy, y);
+            }
+        }
+
+        /// # Safety
+        /// The CPU supports the tier; the slices match `g` as `run_window` checks.
+        #[target_feature(enable = $feat)]
+        pub(super) unsafe fn run(g: &DwGeom, x: &[f32], red: Reduce, fill: f32, y: &mut [f32], padded: &mut [f32]) {
+            let row_len = g.sw * g.phase_len;
+            pad_plane(g, x, fill, padded, |s, d| gather2(s, d));
+            // Every index the blocks read is below `padded.len()`: padded rows up to
+            // `(oh-1)·sh + (kh-1)·dh < g.rows`, phase indices up to
+            // `round_up(ow, MAX_LANES) - 1 + (kw-1)·dw / sw < phase_len`.
+            let (dp, dt) = (g.dw % g.sw, g.dw / g.sw);
+            let plan = Plan {
+                g,
+                red,
+                row_step: g.sh * row_len,
+                ky_step: g.dh * row_len,
+                dp,
+                kx_step: dp * g.phase_len + dt,
+                wrap: row_len - 1,
+            };
+            let (s, yp) = (padded.as_ptr(), y.as_mut_ptr());
+            match red {
+                Reduce::Conv { .. } => all_rows::<CONV>(&plan, s, yp),
+                Reduce::Max => all_rows::<MAX>(&plan, s, yp),
+                Reduce::Avg { .. } => all_rows::<AVG>(&plan, s, yp),
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+    type V = __m512;
+    const L: usize = 16;
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn splat(v: f32) -> V {
+        _mm512_set1_ps(v)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn load(p: *const f32) -> V {
+        _mm512_loadu_ps(p)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn store(p: *mut f32, v: V) {
+        _mm512_storeu_ps(p, v)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn store_n(p: *mut f32, v: V, n: usize) {
+        _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as u16, v)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn fmadd(a: V, b: V, c: V) -> V {
+        _mm512_fmadd_ps(a, b, c)
+    }
+    /// `x > m ? x : m`, which is exactly what MAXPS computes.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn vmax(x: V, m: V) -> V {
+        _mm512_max_ps(x, m)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn vadd(a: V, b: V) -> V {
+        _mm512_add_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn mul(a: V, b: V) -> V {
+        _mm512_mul_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn div_or_zero(a: V, d: V) -> V {
+        let nz = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(d, _mm512_setzero_ps());
+        _mm512_maskz_div_ps(nz, a, d)
+    }
+    /// `x < 0 ? 0 : x` (NaN stays): MAXPS returns its second operand unless the first
+    /// is greater.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn relu(x: V) -> V {
+        _mm512_max_ps(_mm512_setzero_ps(), x)
+    }
+    /// `x < lo ? lo : x > hi ? hi : x`, as `Activation::apply` (NaN stays).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn clip(x: V, lo: V, hi: V) -> V {
+        let t = _mm512_min_ps(hi, x); // hi < x ? hi : x
+        _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, lo), t, lo)
+    }
+    /// `d[t] = s[2t]`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn gather2(s: &[f32], d: &mut [f32]) {
+        let idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let mut t = 0;
+        while t + L <= d.len() && 2 * (t + L) <= s.len() {
+            // SAFETY: loads s[2t .. 2t + 32] and stores d[t .. t + 16], both in bounds
+            // by the loop condition.
+            unsafe {
+                let a = _mm512_loadu_ps(s.as_ptr().add(2 * t));
+                let b = _mm512_loadu_ps(s.as_ptr().add(2 * t + L));
+                _mm512_storeu_ps(d.as_mut_ptr().add(t), _mm512_permutex2var_ps(a, idx, b));
+            }
+            t += L;
+        }
+        let m = d.len() - t; // < 16 outputs left, reading s[2t .. 2t + 2m - 1]
+        if m > 0 {
+            let avail = (s.len() - 2 * t).min(2 * L);
+            let ma = (((1u64 << avail.min(L)) - 1) & 0xffff) as u16;
+            let mb = (((1u64 << avail.saturating_sub(L)) - 1) & 0xffff) as u16;
+            // SAFETY: masked loads touch only s[2t .. 2t + avail] and the masked store
+            // d[t .. t + m], all in bounds.
+            unsafe {
+                let a = _mm512_maskz_loadu_ps(ma, s.as_ptr().add(2 * t));
+                let b = _mm512_maskz_loadu_ps(mb, s.as_ptr().add(2 * t + L).cast());
+                let e = _mm512_permutex2var_ps(a, idx, b);
+                _mm512_mask_storeu_ps(d.as_mut_ptr().add(t), ((1u32 << m) - 1) as u16, e);
+            }
+        }
+    }
+
+    window_engine!("avx512f,avx2,fma");
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+    type V = __m256;
+    const L: usize = 8;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn splat(v: f32) -> V {
+        _mm256_set1_ps(v)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load(p: *const f32) -> V {
+        _mm256_loadu_ps(p)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store(p: *mut f32, v: V) {
+        _mm256_storeu_ps(p, v)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store_n(p: *mut f32, v: V, n: usize) {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
+        _mm256_maskstore_ps(p, mask, v)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn fmadd(a: V, b: V, c: V) -> V {
+        _mm256_fmadd_ps(a, b, c)
+    }
+    /// `x > m ? x : m`, which is exactly what MAXPS computes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn vmax(x: V, m: V) -> V {
+        _mm256_max_ps(x, m)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn vadd(a: V, b: V) -> V {
+        _mm256_add_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn mul(a: V, b: V) -> V {
+        _mm256_mul_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn div_or_zero(a: V, d: V) -> V {
+        let nz = _mm256_cmp_ps::<_CMP_NEQ_UQ>(d, _mm256_setzero_ps());
+        _mm256_and_ps(_mm256_div_ps(a, d), nz)
+    }
+    /// `x < 0 ? 0 : x` (NaN stays): MAXPS returns its second operand unless the first
+    /// is greater.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn relu(x: V) -> V {
+        _mm256_max_ps(_mm256_setzero_ps(), x)
+    }
+    /// `x < lo ? lo : x > hi ? hi : x`, as `Activation::apply` (NaN stays).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn clip(x: V, lo: V, hi: V) -> V {
+        let t = _mm256_min_ps(hi, x); // hi < x ? hi : x
+        _mm256_blendv_ps(t, lo, _mm256_cmp_ps::<_CMP_LT_OQ>(x, lo))
+    }
+    /// `d[t] = s[2t]`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn gather2(s: &[f32], d: &mut [f32]) {
+        let mut t = 0;
+        while t + L <= d.len() && 2 * (t + L) <= s.len() {
+            // SAFETY: loads s[2t .. 2t + 16] and stores d[t .. t + 8], both in bounds
+            // by the loop condition.
+            unsafe {
+                let a = _mm256_loadu_ps(s.as_ptr().add(2 * t));
+                let b = _mm256_loadu_ps(s.as_ptr().add(2 * t + L));
+                // [a0 a2 b0 b2 | a4 a6 b4 b6] -> [a0 a2 a4 a6 b0 b2 b4 b6]
+                let e = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+                let e = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(e)));
+                _mm256_storeu_ps(d.as_mut_ptr().add(t), e);
+            }
+            t += L;
+        }
+        for (v, &x) in d[t..].iter_mut().zip(s[2 * t..].iter().step_by(2)) {
+            *v = x;
+        }
+    }
+
+    window_engine!("avx2,fma");
+}
+
+#[cfg(target_arch = "aarch64")]
+#[allow(unused_unsafe)]
+mod neon {
+    use std::arch::aarch64::*;
+    type V = float32x4_t;
+    const L: usize = 4;
+
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn splat(v: f32) -> V {
+        // SAFETY: register-only intrinsics (safe or not depending on the
+        // std version); NEON is enabled on this function.
+        unsafe { vdupq_n_f32(v) }
+    }
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn load(p: *const f32) -> V {
+        vld1q_f32(p)
+    }
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn store(p: *mut f32, v: V) {
+        vst1q_f32(p, v)
+    }
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn store_n(p: *mut f32, v: V, n: usize) {
+        let mut tmp = [0.0f32; L];
+        vst1q_f32(tmp.as_mut_ptr(), v);
+        std::ptr::copy_nonoverlapping(tmp.as_ptr(), p, n.min(L));
+    }
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn fmadd(a: V, b: V, c: V) -> V {
+        // SAFETY: register-only intrinsics (safe or not depending on the
+        // std version); NEON is enabled on this function.
+        unsafe { vfmaq_f32(c, a, b) }
+    }
+    /// `x > m ? x : m` (FMAX would propagate NaN, the reference ignores it).
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn vmax(x: V, m: V) -> V {
+        // SAFETY: register-only intrinsics (safe or not depending on the
+        // std version); NEON is enabled on this function.
+        unsafe { vbslq_f32(vcgtq_f32(x, m), x, m) }
+    }
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn vadd(a: V, b: V) -> V {
+        // SAFETY: register-only intrinsics (safe or not depending on the
+        // std version); NEON is enabled on this function.
+        unsafe { vaddq_f32(a, b) }
+    }
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn mul(a: V, b: V) -> V {
+        // SAFETY: register-only intrinsics (safe or not depending on the
+        // std version); NEON is enabled on this function.
+        unsafe { vmulq_f32(a, b) }
+    }
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn div_or_zero(a: V, d: V) -> V {
+        // SAFETY: register-only intrinsics (safe or not depending on the
+        // std version); NEON is enabled on this function.
+        unsafe {
+            let zero = vdupq_n_f32(0.0);
+            vbslq_f32(vceqq_f32(d, zero), zero, vdivq_f32(a, d))
+        }
+    }
+    /// `x < 0 ? 0 : x` (NaN stays; and -0.0 stays, unlike FMAX).
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn relu(x: V) -> V {
+        // SAFETY: register-only intrinsics (safe or not depending on the
+        // std version); NEON is enabled on this function.
+        unsafe {
+            let zero = vdupq_n_f32(0.0);
+            vbslq_f32(vcltq_f32(x, zero), zero, x)
+        }
+    }
+    /// `x < lo ? lo : x > hi ? hi : x`, as `Activation::apply` (NaN stays).
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn clip(x: V, lo: V, hi: V) -> V {
+        // SAFETY: register-only intrinsics (safe or not depending on the
+        // std version); NEON is enabled on this function.
+        unsafe {
+            let t = vbslq_f32(vcgtq_f32(x, hi), hi, x);
+            vbslq_f32(vcltq_f32(x, lo), lo, t)
+        }
+    }
+    /// `d[t] = s[2t]`.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn gather2(s: &[f32], d: &mut [f32]) {
+        let mut t = 0;
+        while t + L <= d.len() && 2 * (t + L) <= s.len() {
+            // SAFETY: loads s[2t .. 2t + 8] and stores d[t .. t + 4], both in bounds by
+            // the loop condition.
+            unsafe {
+                let pair = vld2q_f32(s.as_ptr().add(2 * t));
+                vst1q_f32(d.as_mut_ptr().add(t), pair.0);
+            }
+            t += L;
+        }
+        for (v, &x) in d[t..].iter_mut().zip(s[2 * t..].iter().step_by(2)) {
+            *v = x;
+        }
+    }
+
+    window_engine!("neon");
+}
