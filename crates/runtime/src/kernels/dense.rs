@@ -208,7 +208,8 @@ impl Exec for Dense {
                 let run = |packed: &[f32], y: &mut [f32], yt: &mut Vec<f32>| -> Result<()> {
                     let a = PackedA::new(packed, n, k).map_err(kerr)?;
                     if m == 1 {
-                        return sinter_kernels::sgemm(cx.isa, &a, &b, y, 1, &epi, cx.pool).map_err(kerr);
+                        return sinter_kernels::gemv::sgemv(cx.isa, &a, x, epi.bias, self.act, y, cx.pool)
+                            .map_err(kerr);
                     }
                     yt.resize(n * m, 0.0);
                     sinter_kernels::sgemm(cx.isa, &a, &b, yt, m, &epi, cx.pool).map_err(kerr)?;

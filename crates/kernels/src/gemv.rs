@@ -1,0 +1,138 @@
+//! Matrix–vector product with the packed A of [`crate::gemm`]: `y = act(A·x + bias)`.
+//!
+//! A fully connected layer at batch 1 (a classifier head) is one `N × K` weight matrix
+//! times one vector: memory-bound, and a GEMM micro-kernel with one live column would
+//! waste almost all of its registers. This streams each `MR`-row panel once, with
+//! several independent accumulators per panel so the adds overlap, and spreads panels
+//! over the pool's threads. The loop body is plain Rust over `MR`-lane arrays that LLVM
+//! vectorizes; it is compiled once more with AVX2+FMA / AVX-512 enabled for those tiers.
+
+use crate::error::{KernelError, Result};
+use crate::gemm::{Activation, PackedA, MR};
+use crate::isa::Isa;
+use crate::pool::ThreadPool;
+
+/// K steps per accumulator set; four sets hide the FMA latency.
+const UNROLL: usize = 4;
+
+/// Computes panel `p` of `y` (`MR` rows, fewer in the last panel).
+#[inline(always)]
+fn panel(panel: &[f32], x: &[f32], bias: Option<&[f32]>, act: Activation, rows: usize, y: &mut [f32]) {
+    let mut acc = [[0.0f32; MR]; UNROLL];
+    let mut chunks = panel.chunks_exact(MR * UNROLL);
+    let mut xs = x.chunks_exact(UNROLL);
+    for (a, xk) in (&mut chunks).zip(&mut xs) {
+        for u in 0..UNROLL {
+            for r in 0..MR {
+                acc[u][r] += a[u * MR + r] * xk[u];
+            }
+        }
+    }
+    for (a, &xk) in chunks.remainder().chunks_exact(MR).zip(xs.remainder()) {
+        for r in 0..MR {
+            acc[0][r] += a[r] * xk;
+        }
+    }
+    for r in 0..rows {
+        let mut v = (acc[0][r] + acc[1][r]) + (acc[2][r] + acc[3][r]);
+        if let Some(b) = bias {
+            v += b[r];
+        }
+        y[r] = act.apply(v);
+    }
+}
+
+#[inline(always)]
+fn panels(a: &PackedA, x: &[f32], bias: Option<&[f32]>, act: Activation, first: usize, count: usize, y: &mut [f32]) {
+    let (m, k) = (a.m(), a.k());
+    for p in first..first + count {
+        let rows = (m - p * MR).min(MR);
+        let data = &a.data()[p * MR * k..][..MR * k];
+        let b = bias.map(|b| &b[p * MR..][..rows]);
+        panel(data, x, b, act, rows, &mut y[(p - first) * MR..][..rows]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn panels_avx2(a: &PackedA, x: &[f32], bias: Option<&[f32]>, act: Activation, f: usize, c: usize, y: &mut [f32]) {
+    panels(a, x, bias, act, f, c, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn panels_avx512(a: &PackedA, x: &[f32], bias: Option<&[f32]>, act: Activation, f: usize, c: usize, y: &mut [f32]) {
+    panels(a, x, bias, act, f, c, y)
+}
+
+/// `y = act(A·x + bias)` for packed `a` (`m × k`), `x` of `k` floats, `y` of `m`, on
+/// `pool`'s threads. The sum order per row is fixed (independent of the thread count).
+pub fn sgemv(
+    isa: Isa,
+    a: &PackedA,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+    pool: &ThreadPool,
+) -> Result<()> {
+    let (m, k) = (a.m(), a.k());
+    if x.len() != k || y.len() != m || bias.is_some_and(|b| b.len() != m) {
+        return Err(KernelError::Shape(format!(
+            "sgemv: A is {m}x{k}, x has {}, y {}, bias {:?}",
+            x.len(),
+            y.len(),
+            bias.map(|b| b.len())
+        )));
+    }
+    if !isa.supported() {
+        let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
+        return Err(KernelError::UnsupportedTier { tier: isa.name(), available });
+    }
+    let n_panels = m.div_ceil(MR);
+    // Panels per task: about 64 KiB of weights, enough to amortize the dispatch.
+    let per_task = (16384 / (MR * k).max(1)).max(1);
+    let tasks = n_panels.div_ceil(per_task);
+    let run = |t: usize, y: &mut [f32]| {
+        let first = t * per_task;
+        let count = per_task.min(n_panels - first);
+        match isa {
+            // SAFETY: the tier is supported by this CPU (checked above).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { panels_avx512(a, x, bias, act, first, count, y) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { panels_avx2(a, x, bias, act, first, count, y) },
+            _ => panels(a, x, bias, act, first, count, y),
+        }
+    };
+    if tasks <= 1 || pool.threads() == 1 {
+        for t in 0..tasks {
+            let first = t * per_task * MR;
+            let end = ((t + 1) * per_task * MR).min(m);
+            run(t, &mut y[first..end]);
+        }
+        return Ok(());
+    }
+    let yp = YPtr(y.as_mut_ptr());
+    pool.parallel_for(tasks, &|t| {
+        let first = t * per_task * MR;
+        let end = ((t + 1) * per_task * MR).min(m);
+        // SAFETY: task `t` writes rows `first..end` of `y` (inside `y`: end <= m ==
+        // y.len()), disjoint from every other task's rows.
+        let y = unsafe { std::slice::from_raw_parts_mut(yp.get().add(first), end - first) };
+        run(t, y);
+    });
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct YPtr(*mut f32);
+// SAFETY: tasks write disjoint row ranges behind the pointer (see `sgemv`).
+unsafe impl Send for YPtr {}
+unsafe impl Sync for YPtr {}
+impl YPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}

@@ -1,0 +1,22 @@
+//! CPU kernels, separate from the runtime so they are tested and benchmarked alone.
+//!
+//! Every kernel has a portable scalar implementation (the reference) and, where it pays,
+//! ISA-specific variants. The variant is chosen at run time from [`Isa::selected`]
+//! (CPU feature detection, or the `SINTER_CPU` environment variable for tests and
+//! emulators); nothing is compiled for a fixed `target-cpu`.
+
+pub mod depthwise;
+pub mod error;
+pub mod gemm;
+pub mod gemv;
+pub mod isa;
+pub mod pool;
+pub mod pooling;
+pub mod winograd;
+
+pub use depthwise::{depthwise_conv2d, DwGeom};
+pub use error::KernelError;
+pub use gemm::{pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, Matrix, PackedA, MR};
+pub use isa::Isa;
+pub use pool::ThreadPool;
+pub use pooling::{pool2d, PoolGeom, PoolKind};
