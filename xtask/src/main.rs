@@ -83,7 +83,21 @@ fn test() -> Result<()> {
         .args(["test", "--workspace", "--release", "--no-fail-fast"])
         .env("SINTER_MODELS_DIR", &models)
         .env("SINTER_ONNX_NODE_DIR", &node)
-        .env("SINTER_REQUIRE_TESTDATA", "1"))
+        .env("SINTER_REQUIRE_TESTDATA", "1"))?;
+    // The runtime and end-to-end tests once more on every other CPU tier this machine has
+    // (the run above used the best one), forced through SINTER_CPU.
+    let best = sinter_kernels::Isa::best();
+    for isa in sinter_kernels::Isa::available().into_iter().filter(|&i| i != best) {
+        eprintln!("== runtime and end-to-end tests with SINTER_CPU={isa}");
+        run(cargo()
+            .current_dir(root())
+            .args(["test", "--release", "--no-fail-fast", "-p", "sinter-runtime", "-p", "sinter"])
+            .env("SINTER_CPU", isa.name())
+            .env("SINTER_MODELS_DIR", &models)
+            .env("SINTER_ONNX_NODE_DIR", &node)
+            .env("SINTER_REQUIRE_TESTDATA", "1"))?;
+    }
+    Ok(())
 }
 
 fn demo() -> Result<()> {
