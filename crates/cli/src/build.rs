@@ -1,6 +1,7 @@
 use crate::progress::spinner;
 use anyhow::{Context, Result};
 use sinter_builder::{parse_shapes, BuildOptions};
+use sinter_plan::Target;
 use std::path::PathBuf;
 
 /// Optimizer controls of `sinter build`.
@@ -24,6 +25,14 @@ pub struct OptimizerArgs {
     /// Refuse a plan whose activation arena would exceed BYTES.
     #[arg(long, value_name = "BYTES")]
     max_memory: Option<u64>,
+    /// Machine the plan is for: x86_64, aarch64, or generic (runs anywhere). The runtime
+    /// refuses a plan for another architecture. Default: this machine's.
+    #[arg(long, value_name = "TARGET")]
+    target: Option<Target>,
+    /// Choose each layer's kernel by a fixed rule instead of timing the candidates here
+    /// (reproducible plans; plans for another target always use the rule).
+    #[arg(long)]
+    deterministic_tactics: bool,
 }
 
 pub fn run(model: Option<PathBuf>, output: Option<PathBuf>, shapes: Option<&str>, o: &OptimizerArgs) -> Result<()> {
@@ -44,6 +53,8 @@ pub fn run(model: Option<PathBuf>, output: Option<PathBuf>, shapes: Option<&str>
         shapes: shapes.map(parse_shapes).transpose()?.unwrap_or_default(),
         no_optimize: o.no_optimize,
         max_memory: o.max_memory,
+        target: o.target,
+        deterministic_tactics: o.deterministic_tactics,
         optimizer: sinter_optimizer::Options {
             disabled: o.disable_rule.iter().cloned().collect(),
             max_steps: o.max_steps,
@@ -56,6 +67,7 @@ pub fn run(model: Option<PathBuf>, output: Option<PathBuf>, shapes: Option<&str>
     let (plan, report) = built.with_context(|| format!("building {}", model.display()))?;
     plan.save(output).with_context(|| format!("writing {}", output.display()))?;
     println!("built {} -> {}", model.display(), output.display());
+    println!("  target            {}", plan.header().target);
     println!("  nodes in model    {}", report.model_nodes);
     println!("  folded or fused   {}", report.folded_nodes);
     println!("  kernels in plan   {}", report.kernels);
@@ -66,9 +78,22 @@ pub fn run(model: Option<PathBuf>, output: Option<PathBuf>, shapes: Option<&str>
         "  eliminated        {} concats, {} splits/slices (written in place)",
         report.concats_eliminated, report.splits_eliminated
     );
+    let winograd = report.tactics.iter().filter(|t| t.chosen.starts_with("winograd")).count();
+    let timed = report.tactics.iter().filter(|t| !t.timings.is_empty()).count();
+    println!(
+        "  tactics           {winograd} of {} layers with candidates run by Winograd ({})",
+        report.tactics.len(),
+        if timed > 0 { "timed on this machine" } else { "chosen by rule" }
+    );
     println!("  build time        {:.1} ms", report.build_time.as_secs_f64() * 1e3);
     if o.report {
         print!("{}", report.optimizer);
+        println!("tactics:");
+        for t in &report.tactics {
+            let timings: Vec<String> = t.timings.iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
+            let how = if timings.is_empty() { "by rule".to_string() } else { timings.join(", ") };
+            println!("  {:<40} {:<18} ({how})", t.node, t.chosen);
+        }
     }
     Ok(())
 }
