@@ -2,11 +2,13 @@
 //! `matrixmultiply`: MatMul, and 2-D Conv / FusedConv with the epilogue applied per
 //! block), otherwise the op's own straightforward evaluation.
 
+mod binary;
 pub(crate) mod conv;
 pub(crate) mod conv_transpose;
 pub(crate) mod dense;
 mod pool;
 mod resize;
+mod small;
 
 use crate::prepare::Slot;
 use sinter_ir::ops::Op;
@@ -104,6 +106,21 @@ pub(crate) fn select<'a>(
                 let wt = View { dtype: DType::F32, shape: &[], data: bytes };
                 k.load_weights(wt.as_slice::<f32>()?)?;
             }
+            return Ok(Box::new(k));
+        }
+    }
+    if matches!(op_type, "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity") {
+        if let Some(k) = small::Copy::new(inputs, outputs) {
+            return Ok(Box::new(k));
+        }
+    }
+    if op_type == "Softmax" {
+        if let Some(k) = small::LastAxisSoftmax::new(op.as_ref(), inputs, outputs) {
+            return Ok(Box::new(k));
+        }
+    }
+    if matches!(op_type, "Add" | "Sub" | "Mul" | "Div") {
+        if let Some(k) = binary::FastBinary::new(op.as_ref(), inputs, outputs) {
             return Ok(Box::new(k));
         }
     }

@@ -7,7 +7,7 @@
 use super::conv::Weights;
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
-use sinter_ir::ops::fused::{BaseKind, Fused, Step};
+use sinter_ir::ops::fused::{BaseKind, BinOp, Fused, Step, BASE_SLOTS};
 use sinter_ir::ops::nn::{Gemm, MatMul};
 use sinter_ir::ops::Op;
 use sinter_ir::{IrError, Result, View, ViewMut};
@@ -24,8 +24,9 @@ pub(crate) struct Dense {
     alpha: f32,
     /// W is stored `N × K` (Gemm with transB) rather than `K × N`.
     w_is_nk: bool,
-    /// Input 2 is a per-feature bias (`[N]` or `[1, N]`) scaled by beta.
-    bias: Option<f32>,
+    /// A per-feature bias (`[N]` or `[1, N]`): (input index, scale): Gemm's C scaled
+    /// by beta, or a fused MatMul's Add operand.
+    bias: Option<(usize, f32)>,
     act: Activation,
     weights: Weights,
 }
@@ -87,7 +88,12 @@ impl Dense {
             }
             _ => return None,
         };
-        let act = match steps {
+        // An optional Add of a per-feature vector (a bias), then an optional Relu/Clip.
+        let (add, rest) = match steps {
+            [Step::Binary { op: BinOp::Add, .. }, rest @ ..] => (true, rest),
+            _ => (false, steps),
+        };
+        let act = match rest {
             [] => Activation::None,
             [Step::Relu] => Activation::Relu,
             [Step::Clip { min, max }] => Activation::Clip { lo: *min, hi: *max },
@@ -115,10 +121,12 @@ impl Dense {
             }
             BaseKind::MatMul => {
                 base.as_any().downcast_ref::<MatMul>()?;
-                if x.shape.len() < 2 || inputs.len() > 2 {
+                if x.shape.len() < 2 {
                     return None;
                 }
-                (if steps.is_empty() { "MatMul" } else { "FusedMatMul" }, 1.0, false, 0.0, None)
+                // FusedMatMul's input 2 is a bias added before its epilogue steps.
+                let name = if op_type == "FusedMatMul" { "FusedMatMul" } else { "MatMul" };
+                (name, 1.0, false, 1.0, inputs.get(2).and_then(|c| c.as_ref()))
             }
             _ => return None,
         };
@@ -130,10 +138,18 @@ impl Dense {
         if wk != k || y.shape != want || m == 0 || n == 0 || k == 0 {
             return None;
         }
-        let bias = match c {
-            None => None,
-            Some(c) if c.shape == [n] || c.shape == [1, n] => Some(beta),
-            Some(_) => return None,
+        let per_feature = |s: &Slot| s.dtype == sinter_ir::DType::F32 && (s.shape == [n] || s.shape == [1, n]);
+        let bias = match (c, add) {
+            (None, false) => None,
+            (Some(c), false) if per_feature(c) => Some((2, beta)),
+            (None, true) => {
+                let operand = inputs.get(BASE_SLOTS)?.as_ref()?;
+                if !per_feature(operand) || inputs.len() != BASE_SLOTS + 1 {
+                    return None;
+                }
+                Some((BASE_SLOTS, 1.0))
+            }
+            _ => return None,
         };
         m.checked_mul(n)?;
         sinter_kernels::packed_a_len(n, k);
@@ -185,7 +201,7 @@ impl Exec for Dense {
         }
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.name));
         let c = match self.bias {
-            Some(_) => Some(input(2)?.as_slice::<f32>()?).filter(|c| c.len() == n),
+            Some((i, _)) => Some(input(i)?.as_slice::<f32>()?).filter(|c| c.len() == n),
             None => None,
         };
         if self.bias.is_some() && c.is_none() {
@@ -196,7 +212,7 @@ impl Exec for Dense {
                 let (mut scaled, mut yt) = (scaled.borrow_mut(), yt.borrow_mut());
                 // beta · C, unless beta is 1.
                 let bias = match (c, self.bias) {
-                    (Some(c), Some(beta)) if beta != 1.0 => {
+                    (Some(c), Some((_, beta))) if beta != 1.0 => {
                         scaled.clear();
                         scaled.extend(c.iter().map(|v| v * beta));
                         Some(&scaled[..])

@@ -1,0 +1,340 @@
+//! Blocking, threading and scratch management shared by every tier; the tiers differ
+//! only in their micro-kernel and block sizes ([`Spec`]).
+//!
+//! Loop nest of one task (a rectangle of C):
+//!
+//! ```text
+//! for each NC-column block of the task          (B block kc×nc lives in L2)
+//!   for each KC block of k                      (pack B block into thread scratch)
+//!     for each MR-row A panel of the task       (A micro-panel kc×MR lives in L1)
+//!       for each NR-column B panel of the block (streamed from L2, prefetch-friendly)
+//!         micro-kernel: MR×NR tile in registers, epilogue on the last KC block
+//!       post() on the panel's finished rows     (still in L1/L2)
+//! ```
+
+use super::{Activation, BSource, Epilogue, PackedA, MR};
+use crate::isa::Isa;
+use crate::pool::ThreadPool;
+use std::cell::RefCell;
+
+/// One micro-kernel call: an `MR × NR` tile of C over one K block.
+///
+/// Raw pointers because tiles of one C are written by several threads at once; the
+/// driver guarantees that the pointed-to ranges are valid and that no two threads
+/// touch the same element (see `run`).
+#[derive(Clone, Copy)]
+pub(super) struct Tile {
+    /// `kc × MR` packed A floats (the K block of one A panel).
+    pub a: *const f32,
+    /// `kc × nr` packed B floats (one B panel, zero-padded to `nr` columns).
+    pub b: *const f32,
+    pub kc: usize,
+    /// C at the tile's first row and column.
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// Valid rows (`1..=MR`) and columns (`1..=nr`) of the tile; the rest is padding
+    /// that is computed but never loaded or stored.
+    pub rows: usize,
+    pub cols: usize,
+    /// Continue the chain stored in C by an earlier K block (else start from zero).
+    pub load_c: bool,
+    /// Present on the last K block only.
+    pub epi: Option<TileEpi>,
+}
+
+/// The epilogue operands of a tile, already offset to its first row and column.
+#[derive(Clone, Copy)]
+pub(super) struct TileEpi {
+    /// Null, or `bias[row0..row0 + rows]`.
+    pub bias: *const f32,
+    /// Null, or the residual at `(row0, col0)` with row stride `ldr`.
+    pub res: *const f32,
+    pub ldr: usize,
+    pub act: Activation,
+}
+
+/// A micro-kernel. SAFETY contract for callers: every pointer in the tile is valid for
+/// the extents described on [`Tile`], and the tier's CPU features are present.
+pub(super) type KernelFn = unsafe fn(&Tile);
+
+/// A tier's micro-kernel and block sizes.
+#[derive(Clone, Copy)]
+pub(super) struct Spec {
+    /// Columns per packed B panel (the kernel's register tile width).
+    pub nr: usize,
+    /// K block: `kc × MR` A floats must sit in L1 next to the streamed B panel.
+    pub kc: usize,
+    /// N block, a multiple of `nr`: `kc × nc` packed B floats should fill about half of L2.
+    pub nc: usize,
+    pub kernel: KernelFn,
+}
+
+/// The micro-kernel of a tier. Callers must have checked `isa.supported()`; tiers
+/// that do not exist on this architecture fall back to scalar (unreachable through
+/// [`super::sgemm`], which rejects unsupported tiers).
+///
+/// KC = 256 keeps the 8 KiB A micro-panel in L1 beside the streamed B panel; NC
+/// gives a 256 × 576 B block of 576 KiB, about half of a 1 MiB L2. (Measured on Zen 5:
+/// KC 128..512 and NC 288..1152 were within noise of each other; KC 128 was worse.)
+pub(super) fn spec(isa: Isa) -> Spec {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Spec { nr: super::avx512::NR, kc: 256, nc: 576, kernel: super::avx512::tile },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Spec { nr: super::avx2::NR, kc: 256, nc: 576, kernel: super::avx2::tile },
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => Spec { nr: super::neon::NR, kc: 256, nc: 576, kernel: super::neon::tile },
+        _ => Spec { nr: super::scalar::NR, kc: 256, nc: 512, kernel: super::scalar::tile },
+    }
+}
+
+/// Columns per packed B panel for `isa` (what [`BSource::pack`] is asked for), so
+/// callers can size their own packing tests or caches.
+pub fn nr_for(isa: Isa) -> usize {
+    spec(isa).nr
+}
+
+/// `c` as a pointer that tasks on other threads may write through.
+#[derive(Clone, Copy)]
+struct CPtr(*mut f32);
+// SAFETY: the pointer is only dereferenced inside `run`'s tasks, which write disjoint
+// rectangles of C while `run` holds the `&mut [f32]` borrow it came from.
+unsafe impl Send for CPtr {}
+// SAFETY: as above.
+unsafe impl Sync for CPtr {}
+
+impl CPtr {
+    /// A method (not `.0`) so closures capture the whole `Sync` wrapper.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Runs the GEMM; all shapes were validated by `sgemm` (and `m, n > 0`).
+pub(super) fn run(
+    spec: Spec,
+    a: &PackedA,
+    b: &dyn BSource,
+    c: &mut [f32],
+    ldc: usize,
+    epi: &Epilogue,
+    pool: &ThreadPool,
+) {
+    let (m, n) = (a.m, b.cols());
+    let (mt, nt) = split(m, n, a.k, spec.nr, pool.threads());
+    let m_chunk = m.div_ceil(MR).div_ceil(mt) * MR;
+    let n_chunk = n.div_ceil(spec.nr).div_ceil(nt) * spec.nr;
+    let cp = CPtr(c.as_mut_ptr());
+    let task = |t: usize| {
+        let (m0, n0) = ((t / nt) * m_chunk, (t % nt) * n_chunk);
+        if m0 < m && n0 < n {
+            let (m1, n1) = ((m0 + m_chunk).min(m), (n0 + n_chunk).min(n));
+            with_scratch(spec.kc * spec.nc, |scratch| {
+                // SAFETY: tasks partition C into the disjoint rectangles
+                // [m0, m1) × [n0, n1), inside the validated `m × n` (stride ldc)
+                // extent of `c`, which stays borrowed until `parallel_for` returns.
+                unsafe { run_task(spec, a, b, cp.get(), ldc, epi, (m0, m1), (n0, n1), scratch) }
+            });
+        }
+    };
+    if mt * nt == 1 {
+        task(0);
+    } else {
+        pool.parallel_for(mt * nt, &task);
+    }
+}
+
+/// Chooses an `mt × nt` grid of tasks (at most 4 per thread).
+///
+/// The pool hands tasks out dynamically, so the makespan is about `total / threads`
+/// plus the tail of the largest task, and several smaller tasks per thread also let a
+/// worker that wakes late (or is time-sliced away) still take a share. The cost model
+/// counts padded micro-tile work, the B packing that every task of an N range repeats
+/// (why splitting N is preferred, and M only when N has too few panels: 1×1
+/// convolutions on 7×7 maps have n = 49), and a per-task overhead.
+fn split(m: usize, n: usize, k: usize, nr: usize, threads: usize) -> (usize, usize) {
+    let mp = m.div_ceil(MR);
+    let np = n.div_ceil(nr);
+    let k = k.max(1) as f64;
+    // Below ~1 MFLOP a second thread costs more to wake than it saves.
+    if threads <= 1 || 2.0 * m as f64 * n as f64 * k < 1e6 {
+        return (1, 1);
+    }
+    let max_tasks = 4 * threads;
+    let mut best = (1, 1);
+    let mut best_cost = f64::INFINITY;
+    for nt in 1..=np.min(max_tasks) {
+        for mt in 1..=mp.min(max_tasks / nt) {
+            // Tasks actually non-empty after rounding chunks up to whole panels.
+            let (m_chunk, n_chunk) = (mp.div_ceil(mt), np.div_ceil(nt));
+            let (mt_real, nt_real) = (mp.div_ceil(m_chunk), np.div_ceil(n_chunk));
+            let (rows, cols) = ((m_chunk * MR) as f64, (n_chunk * nr) as f64);
+            // Packing one B float costs about one cycle, i.e. ~64 flops of FMA peak.
+            let largest = 2.0 * rows * cols * k + 64.0 * cols * k;
+            let total = 2.0 * (mp * MR) as f64 * (np * nr) as f64 * k + 64.0 * (np * nr) as f64 * k * mt_real as f64;
+            let tasks = (mt_real * nt_real) as f64;
+            let cost = total / threads as f64 + largest * (threads - 1) as f64 / threads as f64 + 2e5 * tasks;
+            if cost < best_cost {
+                best_cost = cost;
+                best = (mt, nt);
+            }
+        }
+    }
+    best
+}
+
+thread_local! {
+    /// Per-thread packed-B block: grown to the largest `kc × nc` once, then reused,
+    /// so steady-state GEMMs allocate nothing.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Floats of slack so the scratch can start on a 64-byte boundary (aligned B loads).
+const ALIGN_PAD: usize = 16;
+
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    fn aligned(v: &mut [f32], len: usize) -> &mut [f32] {
+        let off = v.as_ptr().align_offset(64).min(ALIGN_PAD);
+        &mut v[off..off + len]
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < len + ALIGN_PAD {
+                v.resize(len + ALIGN_PAD, 0.0);
+            }
+            f(aligned(&mut v, len))
+        }
+        // A `post` callback (or a BSource) running another sgemm on this thread: the
+        // scratch is in use, so this nested call gets a temporary one.
+        Err(_) => f(aligned(&mut vec![0.0; len + ALIGN_PAD], len)),
+    })
+}
+
+/// Computes the C rectangle `rows × cols` of one task.
+///
+/// SAFETY: `c` must be valid for writes of rows `rows.0..rows.1`, columns
+/// `cols.0..cols.1` (row stride `ldc`), with no other thread accessing that
+/// rectangle; `rows.0` is a multiple of `MR`; the tier of `spec` is supported;
+/// `a`, `b` and `epi` were validated against `m × n × k` by `sgemm`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_task(
+    spec: Spec,
+    a: &PackedA,
+    b: &dyn BSource,
+    c: *mut f32,
+    ldc: usize,
+    epi: &Epilogue,
+    rows: (usize, usize),
+    cols: (usize, usize),
+    scratch: &mut [f32],
+) {
+    let k = a.k;
+    let nr = spec.nr;
+    let a_data = a.data.as_ptr();
+    let mut jc = cols.0;
+    while jc < cols.1 {
+        let nc = spec.nc.min(cols.1 - jc);
+        let panels = nc.div_ceil(nr);
+        let mut pc = 0;
+        loop {
+            let kc = spec.kc.min(k - pc);
+            let block = &mut scratch[..kc * panels * nr];
+            if kc > 0 {
+                b.pack(pc, kc, jc, nc, nr, block);
+            }
+            let last = pc + kc >= k;
+            let bp = block.as_ptr();
+            let mut ir = rows.0;
+            while ir < rows.1 {
+                let tile_rows = MR.min(rows.1 - ir);
+                for q in 0..panels {
+                    let col0 = jc + q * nr;
+                    let tile_epi = last.then(|| TileEpi {
+                        bias: epi.bias.map_or(std::ptr::null(), |bias| bias[ir..].as_ptr()),
+                        res: epi.residual.map_or(std::ptr::null(), |r| {
+                            // SAFETY: residual is at least m × n (validated), so
+                            // (ir, col0) is inside it.
+                            unsafe { r.data.as_ptr().add(ir * r.ld + col0) }
+                        }),
+                        ldr: epi.residual.map_or(0, |r| r.ld),
+                        act: epi.act,
+                    });
+                    let tile = Tile {
+                        // SAFETY: panel ir/MR of A holds k × MR floats; its K block
+                        // pc..pc+kc starts pc·MR floats in.
+                        a: unsafe { a_data.add(ir * k + pc * MR) },
+                        // SAFETY: the packed block holds `panels` panels of kc × nr.
+                        b: unsafe { bp.add(q * kc * nr) },
+                        kc,
+                        // SAFETY: (ir, col0) is inside this task's rectangle of C.
+                        c: unsafe { c.add(ir * ldc + col0) },
+                        ldc,
+                        rows: tile_rows,
+                        cols: nr.min(jc + nc - col0),
+                        load_c: pc > 0,
+                        epi: tile_epi,
+                    };
+                    if q + 1 < panels {
+                        // The next tile's C rows (read on later K blocks, written on
+                        // every one) arrive while this tile computes.
+                        // SAFETY: (ir, col0 + nr) is inside the task's rectangle.
+                        prefetch_tile(
+                            unsafe { c.add(ir * ldc + col0 + nr) },
+                            ldc,
+                            tile_rows,
+                            nr.min(jc + nc - col0 - nr),
+                        );
+                    }
+                    // SAFETY: the tile's pointers cover the extents `Tile` documents
+                    // (see above) and the caller guarantees the tier is supported.
+                    unsafe { (spec.kernel)(&tile) };
+                }
+                if last {
+                    if let Some(post) = epi.post {
+                        for r in ir..ir + tile_rows {
+                            // SAFETY: row r, columns jc..jc+nc belong to this task's
+                            // rectangle, finished, and no kernel is writing them now.
+                            let seg = unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc + jc), nc) };
+                            post(r, jc, seg);
+                        }
+                    }
+                }
+                ir += MR;
+            }
+            pc += kc;
+            if last {
+                break;
+            }
+        }
+        jc += nc;
+    }
+}
+
+/// Prefetches `rows × cols` floats at `p` (row stride `ld`) into L1: one hint per
+/// 64-byte line. Hints never fault; this is a no-op off x86_64 (no stable prefetch
+/// intrinsic there).
+#[inline]
+fn prefetch_tile(p: *const f32, ld: usize, rows: usize, cols: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for r in 0..rows {
+        let row = p.wrapping_add(r * ld);
+        for j in (0..cols).step_by(16) {
+            // SAFETY: `_mm_prefetch` is SSE (baseline on x86_64) and only a hint, so
+            // any address is allowed.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(row.wrapping_add(j) as *const i8)
+            };
+        }
+        // The last column's line, when the run is not 16-float aligned.
+        if cols > 0 {
+            // SAFETY: as above.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    row.wrapping_add(cols - 1) as *const i8
+                )
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, ld, rows, cols);
+}

@@ -1,0 +1,254 @@
+//! Single-precision GEMM `C = epilogue(A·B)` with A packed once (weights, at build time)
+//! and B packed on the fly from any [`BSource`] (a matrix, or the implicit im2col of a
+//! convolution), so convolutions need no im2col buffer.
+//!
+//! Layout follows the GotoBLAS/BLIS scheme: B is packed per thread into a `KC × NC`
+//! block that stays in L2, each `MR × KC` A micro-panel stays in L1 while the
+//! micro-kernel sweeps the B block's `NR`-column panels, and the `MR × NR` accumulator
+//! tile lives in registers for the whole K block. The epilogue runs on that tile after
+//! the last K block, so C is written once with its final values (plus once per earlier
+//! K block). `driver.rs` has the blocking and threading, one file per tier the kernels
+//! (`scalar.rs`, `avx2.rs`, `avx512.rs`, `neon.rs`); [`peak`] measures FMA peak.
+//!
+//! Every element of C is one sequential chain over `k` (the accumulator is stored to C
+//! between K blocks and reloaded, which is exact), so results never depend on the
+//! thread count or on the blocking; they differ between tiers only because the SIMD
+//! tiers fuse the multiply-add and the scalar tier does not.
+
+mod driver;
+pub mod peak;
+mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+
+use crate::error::{KernelError, Result};
+use crate::isa::Isa;
+use crate::pool::ThreadPool;
+
+pub use driver::nr_for;
+
+/// Rows per packed A panel, the same on every target so a packed plan is portable.
+pub const MR: usize = 8;
+
+/// Floats of A (`m × k`) packed into `MR`-row panels.
+///
+/// Saturates instead of overflowing: no slice is `usize::MAX` floats long, so an
+/// absurd size can never pass a length check.
+pub fn packed_a_len(m: usize, k: usize) -> usize {
+    m.div_ceil(MR).saturating_mul(MR).saturating_mul(k)
+}
+
+/// Packs row-major `a` (`m × k`, row stride `lda`) into `out` (`packed_a_len(m, k)`
+/// floats): panel `p` holds, for each `kk` in `0..k`, rows `p·MR .. p·MR + MR` of column
+/// `kk`, zero past row `m`.
+pub fn pack_a(m: usize, k: usize, a: &[f32], lda: usize, out: &mut [f32]) -> Result<()> {
+    let needed = if m > 0 && k > 0 { (m - 1).checked_mul(lda).and_then(|x| x.checked_add(k)) } else { Some(0) };
+    if out.len() != packed_a_len(m, k) || !matches!(needed, Some(need) if need <= a.len()) {
+        return Err(KernelError::Shape(format!(
+            "pack_a: {m}x{k} (lda {lda}) from {} floats into {}",
+            a.len(),
+            out.len()
+        )));
+    }
+    for (p, panel) in out.chunks_exact_mut(MR * k.max(1)).enumerate().take(m.div_ceil(MR)) {
+        for kk in 0..k {
+            for r in 0..MR {
+                let row = p * MR + r;
+                panel[kk * MR + r] = if row < m { a[row * lda + kk] } else { 0.0 };
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A packed by [`pack_a`].
+#[derive(Clone, Copy, Debug)]
+pub struct PackedA<'a> {
+    data: &'a [f32],
+    m: usize,
+    k: usize,
+}
+
+impl<'a> PackedA<'a> {
+    pub fn new(data: &'a [f32], m: usize, k: usize) -> Result<PackedA<'a>> {
+        if data.len() != packed_a_len(m, k) {
+            return Err(KernelError::Shape(format!(
+                "packed A {m}x{k} needs {} floats, has {}",
+                packed_a_len(m, k),
+                data.len()
+            )));
+        }
+        Ok(PackedA { data, m, k })
+    }
+    pub fn m(&self) -> usize {
+        self.m
+    }
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    pub fn data(&self) -> &'a [f32] {
+        self.data
+    }
+    /// Element `(row, kk)` of the unpacked matrix.
+    pub fn get(&self, row: usize, kk: usize) -> f32 {
+        self.data[(row / MR) * MR * self.k + kk * MR + row % MR]
+    }
+}
+
+/// A `k × n` B operand, packed on demand into `nr`-column panels.
+pub trait BSource: Sync {
+    fn rows(&self) -> usize;
+    fn cols(&self) -> usize;
+    /// Writes rows `k0..k0 + kc` and columns `n0..n0 + nc` into `dst` as consecutive
+    /// panels of `nr` columns: panel `q` holds, for each row `kk`, columns
+    /// `n0 + q·nr .. n0 + q·nr + nr`, zero past `n0 + nc`. `dst` holds exactly
+    /// `kc · nc.div_ceil(nr) · nr` floats.
+    fn pack(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]);
+}
+
+/// A row-major matrix view (row stride `ld`).
+#[derive(Clone, Copy, Debug)]
+pub struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    ld: usize,
+}
+
+impl<'a> Matrix<'a> {
+    pub fn new(data: &'a [f32], rows: usize, cols: usize, ld: usize) -> Result<Matrix<'a>> {
+        let needed =
+            if rows > 0 && cols > 0 { (rows - 1).checked_mul(ld).and_then(|x| x.checked_add(cols)) } else { Some(0) };
+        if cols > ld || !matches!(needed, Some(need) if need <= data.len()) {
+            return Err(KernelError::Shape(format!("matrix {rows}x{cols} (ld {ld}) over {} floats", data.len())));
+        }
+        Ok(Matrix { data, rows, cols, ld })
+    }
+    pub fn get(&self, r: usize, c: usize) -> f32 {
+        self.data[r * self.ld + c]
+    }
+}
+
+impl BSource for Matrix<'_> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn cols(&self) -> usize {
+        self.cols
+    }
+    fn pack(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        if kc == 0 || nr == 0 {
+            return;
+        }
+        // Row-major B: each panel row is a contiguous run of the source row, so copy
+        // runs (memcpy-speed) instead of single floats; only the tail panel pads.
+        for (q, panel) in dst.chunks_exact_mut(kc * nr).enumerate().take(nc.div_ceil(nr)) {
+            let c0 = n0 + q * nr;
+            let w = nr.min(n0 + nc - c0);
+            for (kk, out) in panel.chunks_exact_mut(nr).enumerate() {
+                let start = (k0 + kk) * self.ld + c0;
+                out[..w].copy_from_slice(&self.data[start..start + w]);
+                out[w..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// Activation applied to the tile in registers.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Activation {
+    #[default]
+    None,
+    /// `max(x, 0)`; NaN stays NaN (as ONNX Relu).
+    Relu,
+    /// `min(max(x, lo), hi)`; NaN stays NaN (as ONNX Clip).
+    Clip { lo: f32, hi: f32 },
+}
+
+/// A callback run on each finished row segment of C (after bias, residual and
+/// activation): `(row, col0, values)`, while the tile is still in cache.
+pub type RowFn<'a> = &'a (dyn Fn(usize, usize, &mut [f32]) + Sync);
+
+/// What happens to `A·B` before it is stored: `act(acc + bias[row] + residual[row, col])`,
+/// then `post`.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// One value per row of C.
+    pub bias: Option<&'a [f32]>,
+    /// An `m × n` matrix added to the result (ResNet's shortcut).
+    pub residual: Option<Matrix<'a>>,
+    pub act: Activation,
+    pub post: Option<RowFn<'a>>,
+}
+
+impl Activation {
+    /// The scalar definition every variant must match.
+    #[inline]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::None => x,
+            Activation::Relu => {
+                if x < 0.0 {
+                    0.0
+                } else {
+                    x
+                }
+            }
+            Activation::Clip { lo, hi } => {
+                if x < lo {
+                    lo
+                } else if x > hi {
+                    hi
+                } else {
+                    x
+                }
+            }
+        }
+    }
+}
+
+/// `C[m × n] (row stride ldc) = epilogue(A·B)`, on `pool`'s threads, with the `isa`
+/// tier's micro-kernel (an error if this CPU lacks it).
+///
+/// `post` is called once per finished row segment `(row, col0, values)`; segments
+/// are at most `NC` columns wide and arrive in no particular order across threads.
+pub fn sgemm(
+    isa: Isa,
+    a: &PackedA,
+    b: &dyn BSource,
+    c: &mut [f32],
+    ldc: usize,
+    epi: &Epilogue,
+    pool: &ThreadPool,
+) -> Result<()> {
+    let (m, k, n) = (a.m, a.k, b.cols());
+    if b.rows() != k {
+        return Err(KernelError::Shape(format!("sgemm: A is {m}x{k} but B has {} rows", b.rows())));
+    }
+    let c_needed = if m > 0 && n > 0 { (m - 1).checked_mul(ldc).and_then(|x| x.checked_add(n)) } else { Some(0) };
+    if n > ldc || !matches!(c_needed, Some(need) if need <= c.len()) {
+        return Err(KernelError::Shape(format!("sgemm: C {m}x{n} (ldc {ldc}) over {} floats", c.len())));
+    }
+    if epi.bias.is_some_and(|b| b.len() < m) {
+        return Err(KernelError::Shape(format!("sgemm: bias of {} for {m} rows", epi.bias.map_or(0, |b| b.len()))));
+    }
+    if let Some(r) = epi.residual {
+        if r.rows < m || r.cols < n {
+            return Err(KernelError::Shape(format!("sgemm: residual {}x{} smaller than C {m}x{n}", r.rows, r.cols)));
+        }
+    }
+    if !isa.supported() {
+        let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
+        return Err(KernelError::UnsupportedTier { tier: isa.name(), available });
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    driver::run(driver::spec(isa), a, b, c, ldc, epi, pool);
+    Ok(())
+}
