@@ -1,6 +1,6 @@
 use anyhow::{Context, Result};
 use serde_json::json;
-use sinter_plan::{Location, PlanInfo, TensorDesc};
+use sinter_plan::{Location, PlanInfo, Target, TensorDesc};
 use std::path::Path;
 
 fn io_json(t: &TensorDesc) -> serde_json::Value {
@@ -55,7 +55,13 @@ pub fn run(plan: &Path, as_json: bool, dot: bool, svg: bool) -> Result<()> {
         return Ok(());
     }
     println!("plan {}", plan.display());
-    println!("  format v{}, produced by sinter {}, target {}", header.format_version, header.producer, header.target);
+    let host = Target::host();
+    let runs_here = Target::from_name(&header.target).is_some_and(|t| t.runs_on(host));
+    let note = if runs_here { String::new() } else { format!(" (does not run on this machine, {host})") };
+    println!(
+        "  format v{}, produced by sinter {}, target {}{note}",
+        header.format_version, header.producer, header.target
+    );
     println!("  model '{}': {} ONNX nodes -> {} kernels", meta.model_name, meta.source_nodes, meta.kernels.len());
     println!("  weights {} bytes, arena {} bytes", header.weights.len, header.arena_bytes);
     for (label, list) in [("inputs", &inputs), ("outputs", &outputs)] {

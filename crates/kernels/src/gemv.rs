@@ -55,13 +55,29 @@ fn panels(a: &PackedA, x: &[f32], bias: Option<&[f32]>, act: Activation, first: 
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn panels_avx2(a: &PackedA, x: &[f32], bias: Option<&[f32]>, act: Activation, f: usize, c: usize, y: &mut [f32]) {
+unsafe fn panels_avx2(
+    a: &PackedA,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    f: usize,
+    c: usize,
+    y: &mut [f32],
+) {
     panels(a, x, bias, act, f, c, y)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn panels_avx512(a: &PackedA, x: &[f32], bias: Option<&[f32]>, act: Activation, f: usize, c: usize, y: &mut [f32]) {
+unsafe fn panels_avx512(
+    a: &PackedA,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    f: usize,
+    c: usize,
+    y: &mut [f32],
+) {
     panels(a, x, bias, act, f, c, y)
 }
 

@@ -40,6 +40,11 @@ pub enum PlanError {
     #[error("invalid plan: {0}")]
     Invalid(String),
 
+    /// A target name that this version does not know (from a user, not from a file:
+    /// headers may name targets a newer producer added).
+    #[error("unknown target '{name}' (known targets: {known})")]
+    UnknownTarget { name: String, known: String },
+
     #[error("{action} {}: {err}", path.display())]
     Io { action: &'static str, path: PathBuf, err: std::io::Error },
 }

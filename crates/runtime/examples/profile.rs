@@ -43,12 +43,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         e.1 += 1;
     }
     let mut by_op: Vec<_> = by_op.into_iter().collect();
-    by_op.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    by_op.sort_by_key(|e| std::cmp::Reverse(e.1 .0));
     for (op, (t, n)) in by_op {
         println!("  {op:<20} {n:>4} kernels {:>9.3} ms {:>5.1}%", ms(t), 100.0 * t.as_secs_f64() / total.as_secs_f64());
     }
     let mut slow: Vec<_> = per_kernel.iter().enumerate().collect();
-    slow.sort_by(|a, b| b.1 .2.cmp(&a.1 .2));
+    slow.sort_by_key(|e| std::cmp::Reverse(e.1 .2));
     println!("slowest kernels:");
     for (i, (op, node, t)) in slow.into_iter().take(15) {
         println!("  #{i:<4} {op:<16} {node:<40} {:>8.3} ms", ms(*t));

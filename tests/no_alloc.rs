@@ -1,0 +1,61 @@
+//! Running a context allocates nothing once it is warm: no heap allocation, on any
+//! thread, during steady-state inference of the bundled real model.
+
+use sinter_builder::{build_onnx, parse_shapes, BuildOptions};
+use sinter_runtime::{Engine, RuntimeOptions, Tensor};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn warm_context_runs_without_allocating() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    let opts = BuildOptions { shapes: parse_shapes("x:1x3x48x192").unwrap(), ..Default::default() };
+    let (plan, _) = build_onnx(&model, &opts).expect("bundled model builds");
+    for threads in [1, 2] {
+        let plan = sinter_runtime::Plan::from_bytes(&plan.to_bytes()).unwrap();
+        let engine = Engine::with_options(plan, &RuntimeOptions { threads: Some(threads) }).unwrap();
+        let mut ctx = engine.context();
+        let x =
+            Tensor::from_vec(&[1, 3, 48, 192], (0..3 * 48 * 192).map(|i| (i % 17) as f32 / 17.0).collect()).unwrap();
+        ctx.set_input("x", &x).unwrap();
+        // Warm-up: each pool thread's scratch grows to the largest layer it has run.
+        for _ in 0..10 {
+            ctx.run().unwrap();
+        }
+        ALLOCATIONS.store(0, Ordering::Relaxed);
+        COUNTING.store(true, Ordering::Relaxed);
+        for _ in 0..5 {
+            ctx.run().unwrap();
+        }
+        COUNTING.store(false, Ordering::Relaxed);
+        assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "allocations during warm runs on {threads} thread(s)");
+    }
+}
