@@ -30,6 +30,7 @@ pub fn run(plan: &Path, as_json: bool, dot: bool, svg: bool) -> Result<()> {
                     "nodes": k.nodes.iter().map(|n| json!({"name": n.name, "op_type": n.op_type})).collect::<Vec<_>>(),
                     "inputs": k.inputs.iter().map(|i| i.and_then(tensor).map(|t| t.name.clone())).collect::<Vec<_>>(),
                     "outputs": k.outputs.iter().filter_map(|&i| tensor(i)).map(|t| t.name.clone()).collect::<Vec<_>>(),
+                    "tactic": k.packing.as_ref().map(|p| p.layout.tactic()),
                 })
             })
             .collect();
@@ -82,7 +83,8 @@ pub fn run(plan: &Path, as_json: bool, dot: bool, svg: bool) -> Result<()> {
             .filter_map(|&i| tensor(i))
             .map(|t| if let Location::Weights { bytes, .. } = t.location { bytes } else { 0 })
             .sum();
-        println!("  {i:4} {:<20} {:<40} -> {shape} (weights {weights} B)", k.op_type, names.join(","));
+        let tactic = k.packing.as_ref().map(|p| format!(", {}", p.layout.tactic())).unwrap_or_default();
+        println!("  {i:4} {:<20} {:<40} -> {shape} (weights {weights} B{tactic})", k.op_type, names.join(","));
     }
     let log = &meta.optimizer;
     println!("optimizer: {} rewrites applied, {} candidates refused", log.applied.len(), log.refused.len());

@@ -67,6 +67,11 @@ fn inspect_json_contract() {
         .all(|k| k["nodes"].as_array().is_some_and(|n| !n.is_empty() && n[0]["op_type"].is_string())));
     assert!(v["weights_bytes"].as_u64().unwrap() > 400_000);
     assert!(v["arena_bytes"].as_u64().unwrap() > 0);
+    // Dense convolutions carry weights packed at build time and name their tactic;
+    // depthwise convolutions read theirs as they are.
+    let tactic = |k: &serde_json::Value| k["tactic"].as_str().map(str::to_string);
+    assert!(kernels.iter().any(|k| tactic(k).as_deref() == Some("gemm")));
+    assert!(kernels.iter().filter(|k| k["op_type"] == "FusedConv").any(|k| tactic(k).is_none()));
 }
 
 #[test]
