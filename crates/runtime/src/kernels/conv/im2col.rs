@@ -9,8 +9,27 @@ use std::cell::RefCell;
 /// B = im2col(x) for one image and group: `cg·kh·kw` rows, `oh·ow` columns.
 pub(super) struct ConvB<'a> {
     pub conv: &'a Conv2d,
-    /// The group's input channels, `[cg, h, w]`.
+    /// The group's input channels, `[cg, h, w]`, or with `phased` their phase split
+    /// (`[cg, h, sw, phase_len]`, see [`split_phases`]).
     pub x: &'a [f32],
+    pub phased: bool,
+}
+
+/// Splits every row of `x` (`[.., w]` rows) by column phase for stride `sw`: row `r`
+/// becomes `sw` rows of `pl = ceil(w / sw)` where phase `p` holds columns `p, p + sw, …`
+/// (zero past the end). With it, the input columns `ox·sw + off` of consecutive outputs
+/// are consecutive floats of one phase row.
+pub(super) fn split_phases(x: &[f32], w: usize, sw: usize, pl: usize, out: &mut [f32]) {
+    for (xrow, phases) in x.chunks_exact(w).zip(out.chunks_exact_mut(sw * pl)) {
+        for (p, dst) in phases.chunks_exact_mut(pl).enumerate() {
+            let src = xrow.get(p..).unwrap_or(&[]);
+            let n = src.len().div_ceil(sw).min(pl);
+            for (d, s) in dst[..n].iter_mut().zip(src.iter().step_by(sw)) {
+                *d = *s;
+            }
+            dst[n..].fill(0.0);
+        }
+    }
 }
 
 thread_local! {
@@ -24,7 +43,8 @@ impl ConvB<'_> {
         let cv = self.conv;
         let (c, r) = (kk / (cv.kh * cv.kw), kk % (cv.kh * cv.kw));
         let (ky, kx) = (r / cv.kw, r % cv.kw);
-        let plane = cv.h * cv.w;
+        let (sw, pl) = (cv.sw, cv.phase_len());
+        let plane = if self.phased { cv.h * sw * pl } else { cv.h * cv.w };
         let xc = &self.x[c * plane..][..plane];
         let off = (kx * cv.dw) as i64 - cv.pw;
         let (lo_all, hi_all) = valid_range(off, cv.sw, cv.w, cv.ow);
@@ -41,7 +61,6 @@ impl ConvB<'_> {
                 dst.fill(0.0);
                 continue;
             }
-            let xrow = &xc[iy as usize * cv.w..][..cv.w];
             let lo = lo_all.clamp(ox0, ox0 + seg);
             let hi = hi_all.clamp(lo, ox0 + seg);
             dst[..lo - ox0].fill(0.0);
@@ -50,9 +69,15 @@ impl ConvB<'_> {
                 // lo * sw + off >= 0 by construction of the valid range.
                 let start = (lo as i64 * cv.sw as i64 + off) as usize;
                 let dst = &mut dst[lo - ox0..hi - ox0];
-                if cv.sw == 1 {
+                if self.phased {
+                    // Phase row `start % sw` of input row `iy`, from index `start / sw`.
+                    let row = &xc[(iy as usize * sw + start % sw) * pl..][..pl];
+                    dst.copy_from_slice(&row[start / sw..start / sw + dst.len()]);
+                } else if cv.sw == 1 {
+                    let xrow = &xc[iy as usize * cv.w..][..cv.w];
                     dst.copy_from_slice(&xrow[start..start + dst.len()]);
                 } else {
+                    let xrow = &xc[iy as usize * cv.w..][..cv.w];
                     for (d, s) in dst.iter_mut().zip(xrow[start..].iter().step_by(cv.sw)) {
                         *d = *s;
                     }

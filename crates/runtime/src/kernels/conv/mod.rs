@@ -296,7 +296,7 @@ impl Conv2d {
     /// Input elements per row phase of a depthwise plane: with stride `sw`, each input
     /// row is split into `sw` phases (elements `p, p + sw, ...`) so that every kernel tap
     /// reads contiguous memory.
-    fn phase_len(&self) -> usize {
+    pub(super) fn phase_len(&self) -> usize {
         self.w.div_ceil(self.sw)
     }
 
@@ -461,6 +461,8 @@ impl Conv2d {
 }
 
 thread_local! {
+    /// The phase-split input of a strided convolution (see `im2col::split_phases`).
+    static PHASES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// Phase-split input plane of the depthwise kernel (reused per thread).
     static DW_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// Weights packed at run time (weights that are not constants).
@@ -585,8 +587,21 @@ impl Exec for Conv2d {
                     if self.pointwise() {
                         let b = Matrix::new(xg, cg, cols, cols).map_err(kerr)?;
                         sinter_kernels::sgemm(cx.isa, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)?;
+                    } else if self.sw > 1 {
+                        // Split each input row by column phase once, so every im2col
+                        // row segment is a contiguous copy instead of a strided gather.
+                        PHASES.with(|buf| -> Result<()> {
+                            let mut buf = buf.borrow_mut();
+                            let need = cg * self.h * self.sw * self.phase_len();
+                            if buf.len() < need {
+                                buf.resize(need, 0.0);
+                            }
+                            im2col::split_phases(xg, self.w, self.sw, self.phase_len(), &mut buf[..need]);
+                            let b = im2col::ConvB { conv: self, x: &buf[..need], phased: true };
+                            sinter_kernels::sgemm(cx.isa, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)
+                        })?;
                     } else {
-                        let b = im2col::ConvB { conv: self, x: xg };
+                        let b = im2col::ConvB { conv: self, x: xg, phased: false };
                         sinter_kernels::sgemm(cx.isa, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)?;
                     }
                 }
