@@ -52,8 +52,14 @@ fn two_convs_concat(batch: usize) -> Graph {
     g
 }
 
+/// Plans built twice are compared bit for bit: tactics by rule, not by timing.
 fn opts(batch: usize, no_optimize: bool) -> BuildOptions {
-    BuildOptions { shapes: [("x".to_string(), vec![batch, 3, 8, 8])].into(), no_optimize, ..Default::default() }
+    BuildOptions {
+        shapes: [("x".to_string(), vec![batch, 3, 8, 8])].into(),
+        no_optimize,
+        deterministic_tactics: true,
+        ..Default::default()
+    }
 }
 
 fn ops(plan: &Plan) -> Vec<&str> {
@@ -73,7 +79,9 @@ fn arena(plan: &Plan, name: &str) -> (u64, u64) {
 fn same_results(g: &Graph, plan: Plan, inputs: &[(&str, Tensor)]) {
     let reference = sinter_ir::interp::run(g, inputs).unwrap();
     let shapes = inputs.iter().map(|(n, t)| (n.to_string(), t.shape().to_vec())).collect();
-    let (copying, _) = build(g, &BuildOptions { shapes, no_optimize: true, ..Default::default() }).unwrap();
+    let (copying, _) =
+        build(g, &BuildOptions { shapes, no_optimize: true, deterministic_tactics: true, ..Default::default() })
+            .unwrap();
     let got = Engine::new(plan).unwrap().run(inputs).unwrap();
     let want = Engine::new(copying).unwrap().run(inputs).unwrap();
     assert_eq!(got.len(), reference.len());
@@ -177,7 +185,11 @@ fn split_graph() -> Graph {
 #[test]
 fn split_parts_are_views_of_the_input() {
     let g = split_graph();
-    let o = BuildOptions { shapes: [("x".to_string(), vec![1, 6, 4, 4])].into(), ..Default::default() };
+    let o = BuildOptions {
+        shapes: [("x".to_string(), vec![1, 6, 4, 4])].into(),
+        deterministic_tactics: true,
+        ..Default::default()
+    };
     let (plan, report) = build(&g, &o).unwrap();
     assert!(!ops(&plan).contains(&"Split"), "{:?}", ops(&plan));
     assert_eq!((report.concats_eliminated, report.splits_eliminated), (0, 1));
@@ -194,7 +206,11 @@ fn split_on_a_non_leading_axis_is_kept() {
     g.outputs[0] = info("s", &[1, 4, 2, 4]);
     g.outputs[1] = info("n", &[1, 4, 4, 4]);
     g.nodes[1] = node("split", "Split", axis(2), &["r", "sizes"], &["p", "q"]);
-    let o = BuildOptions { shapes: [("x".to_string(), vec![1, 4, 6, 4])].into(), ..Default::default() };
+    let o = BuildOptions {
+        shapes: [("x".to_string(), vec![1, 4, 6, 4])].into(),
+        deterministic_tactics: true,
+        ..Default::default()
+    };
     let (plan, report) = build(&g, &o).unwrap();
     assert!(ops(&plan).contains(&"Split"));
     assert_eq!(report.splits_eliminated, 0);
@@ -234,7 +250,11 @@ fn slice_graph(starts: i64, ends: i64, axis: i64, step: i64, out_shape: &[usize]
 #[test]
 fn contiguous_slice_is_a_view() {
     let g = slice_graph(2, 5, 1, 1, &[1, 3, 4, 4]);
-    let o = BuildOptions { shapes: [("x".to_string(), vec![1, 6, 4, 4])].into(), ..Default::default() };
+    let o = BuildOptions {
+        shapes: [("x".to_string(), vec![1, 6, 4, 4])].into(),
+        deterministic_tactics: true,
+        ..Default::default()
+    };
     let (plan, report) = build(&g, &o).unwrap();
     assert!(!ops(&plan).contains(&"Slice"), "{:?}", ops(&plan));
     assert_eq!(report.splits_eliminated, 1);
@@ -245,7 +265,11 @@ fn contiguous_slice_is_a_view() {
 
 #[test]
 fn strided_or_inner_slices_are_kept() {
-    let o = BuildOptions { shapes: [("x".to_string(), vec![1, 6, 4, 4])].into(), ..Default::default() };
+    let o = BuildOptions {
+        shapes: [("x".to_string(), vec![1, 6, 4, 4])].into(),
+        deterministic_tactics: true,
+        ..Default::default()
+    };
     for (g, what) in [
         (slice_graph(0, 6, 1, 2, &[1, 3, 4, 4]), "step 2"),
         (slice_graph(1, 3, 2, 1, &[1, 6, 2, 4]), "inner axis"),
