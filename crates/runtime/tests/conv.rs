@@ -139,7 +139,8 @@ impl Case {
             nodes: vec![node],
             source_nodes: 1,
         };
-        let opts = BuildOptions { no_optimize: true, ..Default::default() };
+        // Tactics by rule: the same kernels on every run of the test.
+        let opts = BuildOptions { no_optimize: true, deterministic_tactics: true, ..Default::default() };
         let (plan, _) = build(&graph, &opts).expect("plan builds");
         let engine = Engine::new(plan).expect("engine loads");
         let mut out = engine.run(&fed).expect("runs");
