@@ -2,7 +2,7 @@
 //! shapes. Run: `cargo run -p sinter-kernels --release --example dw_bench`.
 //! One thread unless noted; GFLOP/s counts a multiply-add as 2 (conv) and a tap as 1 (pool).
 
-use sinter_kernels::depthwise::{depthwise_conv2d, scratch_floats, DwGeom};
+use sinter_kernels::depthwise::{depthwise_conv2d, depthwise_conv2d_channels, scratch_floats, DwGeom};
 use sinter_kernels::pooling::{pool2d, pool_scratch_floats, PoolGeom, PoolKind};
 use sinter_kernels::{Activation, Isa, ThreadPool};
 use std::time::Instant;
@@ -59,16 +59,23 @@ thread_local! {
 fn main() {
     // An optional argument keeps only the shapes whose label contains it.
     let filter = std::env::args().nth(1).unwrap_or_default();
-    let tiers = Isa::available();
+    // SINTER_DW_TIER=avx512 (say) keeps only that tier.
+    let only = std::env::var("SINTER_DW_TIER").unwrap_or_default();
+    let tiers: Vec<Isa> = Isa::available().into_iter().filter(|i| only.is_empty() || i.name() == only).collect();
     let pool = ThreadPool::new(2);
     println!("depthwise conv (3x3 / 5x5, ReLU6), GFLOP/s (thread CPU time), 1 thread per tier, then best tier on 2 threads (wall time)");
     for (c, hw, k, s) in [
         (32, 112, 3, 1),
         (96, 112, 3, 2),
+        // Few channels: the planes stay in L2 (the kernel's cost, not that of streaming x).
+        (8, 112, 3, 1),
+        (8, 112, 3, 2),
+        (12, 56, 3, 2),
         (144, 56, 3, 1),
         (144, 56, 3, 2),
         (192, 28, 3, 1),
         (384, 14, 3, 1),
+        (576, 14, 3, 1),
         (960, 7, 3, 1),
         (64, 160, 5, 1),
         (256, 40, 5, 2),
@@ -93,7 +100,17 @@ fn main() {
                     depthwise_conv2d(isa, &g, xc, wc, 0.1, act, yc, &mut scratch).unwrap();
                 }
             });
-            line += &format!("  {isa} {:6.1} ({:7.1} µs)", flops / t * 1e-9, t * 1e6);
+            // All channels in one call (what the runtime does per task).
+            let bias = vec![0.1f32; c];
+            let tc = time(true, || {
+                depthwise_conv2d_channels(isa, &g, c, &x, &w, Some(&bias), act, &mut y, &mut scratch).unwrap();
+            });
+            line += &format!(
+                "  {isa} {:6.1} ({:7.1} µs; {:7.1} µs per call of all channels)",
+                flops / t * 1e-9,
+                t * 1e6,
+                tc * 1e6
+            );
         }
         // Best tier over the pool: one task per chunk of channels, scratch per thread.
         let isa = Isa::best();
@@ -105,12 +122,14 @@ fn main() {
             pool.parallel_for(2, &|t| {
                 let per = c.div_ceil(2);
                 let mut s = scratch[t].lock().unwrap();
-                for ch in t * per..((t + 1) * per).min(c) {
-                    // SAFETY: each task writes its own channels' planes.
-                    let yc = unsafe { std::slice::from_raw_parts_mut(yp.0.add(ch * o * o), o * o) };
-                    let xc = &x[ch * hw * hw..][..hw * hw];
-                    depthwise_conv2d(isa, &g, xc, &w[ch * k * k..][..k * k], 0.1, act, yc, &mut s).unwrap();
-                }
+                let chans = t * per..((t + 1) * per).min(c);
+                let n = chans.len();
+                // SAFETY: each task writes its own channels' planes.
+                let yc = unsafe { std::slice::from_raw_parts_mut(yp.0.add(chans.start * o * o), n * o * o) };
+                let xc = &x[chans.start * hw * hw..][..n * hw * hw];
+                let wc = &w[chans.start * k * k..][..n * k * k];
+                let bias = vec![0.1f32; n];
+                depthwise_conv2d_channels(isa, &g, n, xc, wc, Some(&bias), act, yc, &mut s).unwrap();
             })
         });
         line += &format!("  | {isa} x2 threads {:6.1} ({:7.1} µs)", flops / t * 1e-9, t * 1e6);

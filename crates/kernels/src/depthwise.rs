@@ -3,12 +3,14 @@
 //!
 //! Depthwise layers (one input and one output channel per group) dominate MobileNet and
 //! PP-OCR; as GEMMs they would be `1 × k` products, so they get a direct kernel. The API
-//! works on one channel plane; the runtime spreads channels over its threads and applies
-//! further epilogue steps itself.
+//! works on one channel plane ([`depthwise_conv2d`]) or a run of them
+//! ([`depthwise_conv2d_channels`]); the runtime spreads channels over its threads and
+//! applies further epilogue steps itself.
 //!
 //! # How the SIMD tiers work
 //!
-//! The input plane is first copied into scratch, padded and split by column phase: for
+//! In the general engine (every kernel, stride and dilation, and pooling), the input
+//! plane is first copied into scratch, padded and split by column phase: for
 //! stride `sw`, padded row `r` becomes `sw` rows where phase `p` holds padded columns
 //! `p, p + sw, p + 2·sw, …`. Tap `(ky, kx)` of output `(oy, ox)` then reads phase
 //! `(kx·dw) % sw` of padded row `oy·sh + ky·dh` at index `ox + (kx·dw) / sw`, so for
@@ -20,6 +22,24 @@
 //! hide the FMA latency; narrow planes (7×7, 14×14) block over rows. The copy costs
 //! one pass over the input, small next to the `kh·kw` taps per output. The same engine
 //! computes max and average pooling with another reduction and padding value.
+//!
+//! # The row-ring path (x86 convolution, 3×3 and 5×5, stride 1 or 2)
+//!
+//! The MobileNet / PP-OCR layers take a leaner path on AVX-512 and AVX2 that never
+//! copies the whole plane: output rows go in blocks of up to 8 (planes one vector
+//! wide, 7×7 and 14×14: nearly the whole plane) or 4 (8 on AVX-512 at stride 1), and
+//! each padded input row is written once, when the first block needing it starts,
+//! into a small ring of row slots with the same phase-split layout (stride 2
+//! deinterleaves each row in one pass: 2 loads, 2 permutes, 2 stores per 32 floats).
+//! The ring stays in L1, its padding columns and its zero row (for the padding rows)
+//! are cleared once per call, not once per row, and within a block every loaded input
+//! vector feeds all the output rows that read it (`kh` of them at stride 1), so a
+//! block issues about one load per two or three FMAs. On AVX-512, 3×3 stride-1 layers
+//! skip the ring too: each tap loads the input row straight from the plane under a
+//! mask of the lanes inside it (masked-off lanes read as zero, which is the padding,
+//! and touch no memory), so nothing is copied at all. [`depthwise_conv2d_channels`]
+//! runs many planes per call, which matters on 7×7 planes (~440 multiply-adds each),
+//! where the per-call setup would otherwise rival the arithmetic.
 //!
 //! The scalar tier is the reference: direct loops over the valid taps, no scratch.
 //! Padding taps contribute `w·0` in every tier, as zero padding defines them (this
@@ -170,9 +190,38 @@ impl DwGeom {
     }
 }
 
-/// Scratch floats [`depthwise_conv2d`] needs for `g` (the same for every tier).
+/// Scratch floats [`depthwise_conv2d`] and [`depthwise_conv2d_channels`] need for `g`
+/// (the same for every tier).
 pub fn scratch_floats(g: &DwGeom) -> usize {
-    g.padded_floats()
+    match ring_floats(g) {
+        Some(n) => n.max(g.padded_floats()),
+        None => g.padded_floats(),
+    }
+}
+
+/// Most output rows one block of the row-ring path computes: 8 on planes of one vector
+/// per row (7×7, 14×14: a block covers most of the plane, so its setup is amortized
+/// over more taps) and at stride 1 on AVX-512 (2 vectors × 8 rows of accumulators fit
+/// its 32 registers), else 4.
+const RING_MAX_ROWS: usize = 8;
+
+/// Ring slots of the row-ring path: the padded rows of one block of [`RING_MAX_ROWS`]
+/// output rows.
+pub(crate) const fn ring_slots(kh: usize, s: usize) -> usize {
+    (RING_MAX_ROWS - 1) * s + kh
+}
+
+/// Floats of the row ring of the x86 convolution path (see the module docs), or `None`
+/// where that path does not apply: dilation 1, equal strides 1 or 2, a 3×3 or 5×5
+/// kernel (the MobileNet / PP-OCR layers), and sizes that fit.
+fn ring_floats(g: &DwGeom) -> Option<usize> {
+    let kernel_ok = (g.kh, g.kw) == (3, 3) || (g.kh, g.kw) == (5, 5);
+    if !kernel_ok || g.dh != 1 || g.dw != 1 || g.sh != g.sw || !(1..=2).contains(&g.sh) {
+        return None;
+    }
+    // Ring slots plus one slot of zeros for the padding rows.
+    let slots = ring_slots(g.kh, g.sh) + 1;
+    g.sw.checked_mul(g.phase_len)?.checked_mul(slots)
 }
 
 /// `y = act(bias + Σ w[ky, kx] · x[oy·sh + ky·dh − ph, ox·sw + kx·dw − pw])` over one
@@ -204,7 +253,114 @@ pub fn depthwise_conv2d(
         scalar_conv(g, x, w, bias, act, y);
         return Ok(());
     }
-    run_window(isa, g, x, Reduce::Conv { w, bias, act }, y, &mut scratch[..need])
+    if let Some(ring) = ring_floats(g) {
+        if ring_conv(isa, g, 1, x, w, Some(std::slice::from_ref(&bias)), act, y, &mut scratch[..ring])? {
+            return Ok(());
+        }
+    }
+    run_window(isa, g, x, Reduce::Conv { w, bias, act }, y, &mut scratch[..g.padded_floats()])
+}
+
+/// [`depthwise_conv2d`] over `c` consecutive channel planes in one call, which saves
+/// the per-call setup on small planes (a 7×7 plane is ~440 multiply-adds): `x` holds
+/// `c` input planes (`c × h × w`), `w` their kernels (`c × kh × kw`), `bias` one value
+/// per channel (or none: zero), `y` the `c` output planes (`c × oh × ow`), all
+/// row-major. Channel `i` computes exactly what `depthwise_conv2d` with
+/// `x[i]`, `w[i]` and `bias[i]` does. `scratch` as for [`depthwise_conv2d`].
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d_channels(
+    isa: Isa,
+    g: &DwGeom,
+    c: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    let (plane, out, taps) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
+    let sizes = [
+        ("input", x.len(), plane.checked_mul(c)),
+        ("weight", w.len(), taps.checked_mul(c)),
+        ("output", y.len(), out.checked_mul(c)),
+        ("bias", bias.map_or(c, <[f32]>::len), Some(c)),
+    ];
+    for (what, got, want) in sizes {
+        if Some(got) != want {
+            return Err(KernelError::Shape(format!(
+                "depthwise_conv2d_channels: {what} holds {got} floats, expected {c} channels of the geometry"
+            )));
+        }
+    }
+    if c == 0 {
+        return Ok(());
+    }
+    if isa != Isa::Scalar {
+        if let Some(ring) = ring_floats(g) {
+            if scratch.len() < ring {
+                return Err(KernelError::Shape(format!(
+                    "depthwise_conv2d_channels: scratch holds {} floats, needs {}",
+                    scratch.len(),
+                    scratch_floats(g)
+                )));
+            }
+            if ring_conv(isa, g, c, x, w, bias, act, y, &mut scratch[..ring])? {
+                return Ok(());
+            }
+        }
+    }
+    for i in 0..c {
+        let b = bias.map_or(0.0, |b| b[i]);
+        let yc = &mut y[i * out..][..out];
+        depthwise_conv2d(isa, g, &x[i * plane..][..plane], &w[i * taps..][..taps], b, act, yc, scratch)?;
+    }
+    Ok(())
+}
+
+/// Runs the row-ring convolution of `c` planes on an x86 tier; `Ok(false)` where the
+/// tier has none (the caller then uses the window engine). The caller has checked the
+/// slice sizes against `g` and `c` and that `ring_floats(g) == Some(ring.len())`.
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn ring_conv(
+    isa: Isa,
+    g: &DwGeom,
+    c: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+    ring: &mut [f32],
+) -> Result<bool> {
+    if !isa.supported() {
+        let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
+        return Err(KernelError::UnsupportedTier { tier: isa.name(), available });
+    }
+    let ok = x.len() == c * g.h * g.w
+        && w.len() == c * g.kh * g.kw
+        && bias.is_none_or(|b| b.len() == c)
+        && y.len() == c * g.oh * g.ow
+        && ring_floats(g) == Some(ring.len());
+    if !ok {
+        return Err(KernelError::Shape("depthwise ring: slice sizes do not match the geometry".into()));
+    }
+    if g.oh == 0 || g.ow == 0 || c == 0 {
+        return Ok(true);
+    }
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        // SAFETY: the tier is supported (checked above) and the slices match `g`.
+        Isa::Avx512 => unsafe { avx512::ring_run(g, c, x, w, bias, act, y, ring) },
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { avx2::ring_run(g, c, x, w, bias, act, y, ring) },
+        _ => return Ok(false),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    return Ok(false);
+    #[cfg(target_arch = "x86_64")]
+    Ok(true)
 }
 
 /// The scalar reference: for each tap, a contiguous (strided) run of valid outputs.
@@ -547,6 +703,444 @@ macro_rules! window_engine {
     };
 }
 
+/// The row-ring convolution for one x86 tier (same helpers as `window_engine`). Output
+/// rows go in blocks of up to [`RING_MAX_ROWS`]; each padded input row is written once
+/// into a ring slot (phase-split like the window engine's copy, but only the slots a
+/// block reads, so the ring stays in L1), and each loaded input vector feeds every
+/// output row of the block it belongs to (`kh` rows reuse it at stride 1).
+macro_rules! ring_engine {
+    ($feat:literal) => {
+        use crate::depthwise::{ring_slots, valid_range, RING_MAX_ROWS};
+
+        /// Padded rows one block of `RING_MAX_ROWS` outputs reads, at most (5×5, stride 2).
+        const MAX_BLOCK_ROWS: usize = (RING_MAX_ROWS - 1) * 2 + 5;
+
+        /// One block: `R` output rows from the block's first (their padded rows start
+        /// at `rows[0]`), `NV` vectors from `ox0`; the last vector stores `last` lanes.
+        /// `yrow` is the first output row; `pl` the phase length.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn ring_block<const KH: usize, const KW: usize, const S: usize, const R: usize, const NV: usize>(
+            rows: &[*const f32; MAX_BLOCK_ROWS],
+            pl: usize,
+            w: *const f32,
+            bias: f32,
+            act: Activation,
+            ox0: usize,
+            last: usize,
+            yrow: *mut f32,
+            ow: usize,
+        ) {
+            let mut acc = [[splat(bias); NV]; R];
+            for j in 0..(R - 1) * S + KH {
+                let rp = rows[j];
+                for kx in 0..KW {
+                    let tap = rp.add((kx % S) * pl + kx / S + ox0);
+                    for v in 0..NV {
+                        let xv = load(tap.add(v * L));
+                        for r in 0..R {
+                            // Output row r reads padded row j with kernel row j − r·S.
+                            if j >= r * S && j - r * S < KH {
+                                let wv = splat(*w.add((j - r * S) * KW + kx));
+                                acc[r][v] = fmadd(wv, xv, acc[r][v]);
+                            }
+                        }
+                    }
+                }
+            }
+            for r in 0..R {
+                let yp = yrow.add(r * ow + ox0);
+                for v in 0..NV {
+                    let a = acc[r][v];
+                    let out = match act {
+                        Activation::None => a,
+                        Activation::Relu => relu(a),
+                        Activation::Clip { lo, hi } => clip(a, splat(lo), splat(hi)),
+                    };
+                    if v + 1 == NV && last < L {
+                        store_n(yp.add(v * L), out, last);
+                    } else {
+                        store(yp.add(v * L), out);
+                    }
+                }
+            }
+        }
+
+        /// How padded rows of a plane go into the ring (see `ring_planes`).
+        struct RowFill {
+            wd: usize,
+            ph: usize,
+            h: usize,
+            ring: *mut f32,
+            slot: usize,
+            nslots: usize,
+            copy: Copy1,
+            split: Split2,
+            start: usize,
+            lo: usize,
+            even_at: usize,
+            odd_at: usize,
+            ne: usize,
+        }
+
+        /// Writes padded rows `from..to` of plane `x` into the ring, the first into slot
+        /// `at`; returns the slot after the last. Not inlined: on its own, the loop keeps
+        /// its state in registers instead of reloading it from the caller's spills.
+        #[inline(never)]
+        #[target_feature(enable = $feat)]
+        unsafe fn fill_rows<const S: usize>(
+            f: &RowFill,
+            x: *const f32,
+            from: usize,
+            to: usize,
+            mut at: usize,
+        ) -> usize {
+            for row in from..to {
+                if (f.ph..f.ph + f.h).contains(&row) {
+                    let src = x.add((row - f.ph) * f.wd);
+                    let d = f.ring.add(at * f.slot);
+                    if S == 1 {
+                        copy_row(&f.copy, src.add(f.start), d.add(f.lo));
+                    } else if f.ne > 0 {
+                        split2(&f.split, src, d.add(f.even_at), d.add(f.odd_at));
+                    }
+                }
+                at += 1;
+                if at == f.nslots {
+                    at = 0;
+                }
+            }
+            at
+        }
+
+        /// `R` output rows from `oy`, all columns, in blocks of 2 vectors then 1.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn ring_rows<const KH: usize, const KW: usize, const S: usize, const R: usize>(
+            rows: &[*const f32; MAX_BLOCK_ROWS],
+            pl: usize,
+            w: *const f32,
+            bias: f32,
+            act: Activation,
+            yrow: *mut f32,
+            ow: usize,
+        ) {
+            let nvec = ow.div_ceil(L);
+            let mut vi = 0;
+            while vi + 2 <= nvec {
+                let last = if vi + 2 == nvec { ow - (nvec - 1) * L } else { L };
+                ring_block::<KH, KW, S, R, 2>(rows, pl, w, bias, act, vi * L, last, yrow, ow);
+                vi += 2;
+            }
+            if vi < nvec {
+                ring_block::<KH, KW, S, R, 1>(rows, pl, w, bias, act, vi * L, ow - vi * L, yrow, ow);
+            }
+        }
+
+        /// All planes with a `KH × KW` kernel and stride `S`.
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn ring_planes<const KH: usize, const KW: usize, const S: usize>(
+            g: &DwGeom,
+            c: usize,
+            x: &[f32],
+            w: &[f32],
+            bias: Option<&[f32]>,
+            act: Activation,
+            y: &mut [f32],
+            ring: &mut [f32],
+        ) {
+            let [h, wd] = g.input();
+            let [oh, ow] = g.output();
+            let [ph, pw] = g.pads();
+            let pl = g.phase_len;
+            let slot = S * pl;
+            let nslots = ring_slots(KH, S);
+            // The padding columns (and the zero slot, the last one) are zero once for
+            // all rows and planes; rows then write only their input columns.
+            ring.fill(0.0);
+            let ring = ring.as_mut_ptr();
+            let zero = ring.add(nslots * slot) as *const f32;
+            // Stride 1: the indices `lo..hi` hold the input columns from `start`.
+            let (lo, hi) = valid_range(0, pw, 1, wd, pl);
+            let start = lo.saturating_sub(pw);
+            let copy = copy_plan(hi - lo);
+            // Stride 2: input column 2u is padded column 2u + pw, so the even columns
+            // go to phase pw % 2 from index pw / 2, the odd ones to the other phase from
+            // (pw + 1) / 2; `ne` and `no` of them land inside a phase row.
+            let even_at = (pw % 2) * pl + pw / 2;
+            let odd_at = ((pw + 1) % 2) * pl + pw.div_ceil(2);
+            let (ne, no) =
+                (wd.div_ceil(2).min(pl.saturating_sub(pw / 2)), (wd / 2).min(pl.saturating_sub(pw.div_ceil(2))));
+            let split = split2_plan(wd, ne, no);
+            let filler = RowFill { wd, ph, h, ring, slot, nslots, copy, split, start, lo, even_at, odd_at, ne };
+            for ch in 0..c {
+                let xc = &x[ch * h * wd..][..h * wd];
+                let wc = w.as_ptr().add(ch * KH * KW);
+                let b = bias.map_or(0.0, |b| b[ch]);
+                let yc = y.as_mut_ptr().add(ch * oh * ow);
+                // Padded rows below `next` are in the ring.
+                let (mut next, mut next_slot, mut first_slot) = (0, 0, 0);
+                let narrow = ow <= L;
+                let mut oy = 0;
+                while oy < oh {
+                    let r = if narrow {
+                        (oh - oy).min(RING_MAX_ROWS)
+                    } else if L == 16 && S == 1 && oy + 8 <= oh {
+                        // 2 × 8 accumulators fit AVX-512's 32 registers, not AVX2's 16;
+                        // at stride 2 the block's 17 input rows make it slower.
+                        8
+                    } else if oy + 4 <= oh {
+                        4
+                    } else if oy + 2 <= oh {
+                        2
+                    } else {
+                        1
+                    };
+                    let first = oy * S;
+                    let end = first + (r - 1) * S + KH;
+                    // Fill the slots of the block's rows (slot `row % nslots`, tracked
+                    // as `next_slot`: the rows they held are below `first`, done).
+                    if next < end {
+                        next_slot = fill_rows::<S>(&filler, xc.as_ptr(), next, end, next_slot);
+                        next = end;
+                    }
+                    let mut rows = [zero; MAX_BLOCK_ROWS];
+                    let mut at = first_slot;
+                    for (j, rp) in rows.iter_mut().enumerate().take(end - first) {
+                        if (ph..ph + h).contains(&(first + j)) {
+                            *rp = ring.add(at * slot);
+                        }
+                        at += 1;
+                        if at == nslots {
+                            at = 0;
+                        }
+                    }
+                    first_slot = (first_slot + r * S) % nslots;
+                    let yrow = yc.add(oy * ow);
+                    if narrow {
+                        let args = (&rows, pl, wc, b, act, 0, ow, yrow, ow);
+                        match r {
+                            8 => ring_block::<KH, KW, S, 8, 1>(
+                                args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8,
+                            ),
+                            7 => ring_block::<KH, KW, S, 7, 1>(
+                                args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8,
+                            ),
+                            6 => ring_block::<KH, KW, S, 6, 1>(
+                                args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8,
+                            ),
+                            5 => ring_block::<KH, KW, S, 5, 1>(
+                                args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8,
+                            ),
+                            4 => ring_block::<KH, KW, S, 4, 1>(
+                                args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8,
+                            ),
+                            3 => ring_block::<KH, KW, S, 3, 1>(
+                                args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8,
+                            ),
+                            2 => ring_block::<KH, KW, S, 2, 1>(
+                                args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8,
+                            ),
+                            _ => ring_block::<KH, KW, S, 1, 1>(
+                                args.0, args.1, args.2, args.3, args.4, args.5, args.6, args.7, args.8,
+                            ),
+                        }
+                    } else {
+                        match r {
+                            8 => ring_rows::<KH, KW, S, 8>(&rows, pl, wc, b, act, yrow, ow),
+                            4 => ring_rows::<KH, KW, S, 4>(&rows, pl, wc, b, act, yrow, ow),
+                            2 => ring_rows::<KH, KW, S, 2>(&rows, pl, wc, b, act, yrow, ow),
+                            _ => ring_rows::<KH, KW, S, 1>(&rows, pl, wc, b, act, yrow, ow),
+                        }
+                    }
+                    oy += r;
+                }
+            }
+        }
+
+        /// # Safety
+        /// The CPU supports the tier; the slices match `g` and `c` as `ring_conv`
+        /// checks, and `ring` holds `ring_floats(g)` floats.
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        pub(super) unsafe fn ring_run(
+            g: &DwGeom,
+            c: usize,
+            x: &[f32],
+            w: &[f32],
+            bias: Option<&[f32]>,
+            act: Activation,
+            y: &mut [f32],
+            ring: &mut [f32],
+        ) {
+            match (g.kernel()[0], g.strides()[0]) {
+                (3, 1) if DIRECT_S1 => direct_planes::<3, 3>(g, c, x, w, bias, act, y),
+                (3, 1) => ring_planes::<3, 3, 1>(g, c, x, w, bias, act, y, ring),
+                (3, _) => ring_planes::<3, 3, 2>(g, c, x, w, bias, act, y, ring),
+                (5, 1) => ring_planes::<5, 5, 1>(g, c, x, w, bias, act, y, ring),
+                _ => ring_planes::<5, 5, 2>(g, c, x, w, bias, act, y, ring),
+            }
+        }
+
+        /// One input plane for [`direct_block`].
+        struct Plane {
+            x: *const f32,
+            h: usize,
+            w: usize,
+            ph: usize,
+            pw: usize,
+        }
+
+        /// Stride 1 without the ring: like [`ring_block`], but each tap loads the input
+        /// row straight from the plane under a mask of the lanes whose column (and row)
+        /// is inside it; masked lanes read as zero, exactly the zero padding, and touch
+        /// no memory. For tiers with cheap masked loads (`DIRECT_S1`).
+        #[inline]
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn direct_block<const KH: usize, const KW: usize, const R: usize, const NV: usize>(
+            pl: &Plane,
+            w: *const f32,
+            bias: f32,
+            act: Activation,
+            oy0: usize,
+            ox0: usize,
+            last: usize,
+            yrow: *mut f32,
+            ow: usize,
+        ) {
+            let lanes = |n: usize| ((1u64 << n.min(L)) - 1) as u32;
+            // Lanes of vector v, tap kx inside the row: padded columns c + l in
+            // pw..pw + w (`pw + w` fits: `DwGeom::new` checks it).
+            let mut cols = [[0u32; KW]; NV];
+            for (v, cv) in cols.iter_mut().enumerate() {
+                for (kx, m) in cv.iter_mut().enumerate() {
+                    let c = ox0 + v * L + kx;
+                    *m = lanes((pl.pw + pl.w).saturating_sub(c)) & !lanes(pl.pw.saturating_sub(c));
+                }
+            }
+            let mut acc = [[splat(bias); NV]; R];
+            for j in 0..R + KH - 1 {
+                // Padded row oy0 + j is input row iy when inside the plane; otherwise
+                // every lane is masked off and `rp` is never dereferenced.
+                let (rows, iy) = match (oy0 + j).checked_sub(pl.ph).filter(|&iy| iy < pl.h) {
+                    Some(iy) => (u32::MAX, iy),
+                    None => (0, 0),
+                };
+                // Column ox0 - pw of row iy (before the row where ox0 < pw: only the
+                // masked-in lanes are read).
+                let rp = pl.x.wrapping_add(iy * pl.w + ox0).wrapping_sub(pl.pw);
+                for kx in 0..KW {
+                    for v in 0..NV {
+                        let xv = load_masked(rp.wrapping_add(kx + v * L), cols[v][kx] & rows);
+                        for r in 0..R {
+                            if j >= r && j - r < KH {
+                                let wv = splat(*w.add((j - r) * KW + kx));
+                                acc[r][v] = fmadd(wv, xv, acc[r][v]);
+                            }
+                        }
+                    }
+                }
+            }
+            for r in 0..R {
+                let yp = yrow.add(r * ow + ox0);
+                for v in 0..NV {
+                    let a = acc[r][v];
+                    let out = match act {
+                        Activation::None => a,
+                        Activation::Relu => relu(a),
+                        Activation::Clip { lo, hi } => clip(a, splat(lo), splat(hi)),
+                    };
+                    if v + 1 == NV && last < L {
+                        store_n(yp.add(v * L), out, last);
+                    } else {
+                        store(yp.add(v * L), out);
+                    }
+                }
+            }
+        }
+
+        /// `R` output rows from `oy`, all columns, in blocks of 2 vectors then 1.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn direct_rows<const KH: usize, const KW: usize, const R: usize>(
+            pl: &Plane,
+            w: *const f32,
+            bias: f32,
+            act: Activation,
+            oy: usize,
+            y: *mut f32,
+            ow: usize,
+        ) {
+            let yrow = y.add(oy * ow);
+            let nvec = ow.div_ceil(L);
+            let mut vi = 0;
+            while vi + 2 <= nvec {
+                let last = if vi + 2 == nvec { ow - (nvec - 1) * L } else { L };
+                direct_block::<KH, KW, R, 2>(pl, w, bias, act, oy, vi * L, last, yrow, ow);
+                vi += 2;
+            }
+            if vi < nvec {
+                direct_block::<KH, KW, R, 1>(pl, w, bias, act, oy, vi * L, ow - vi * L, yrow, ow);
+            }
+        }
+
+        /// All planes with a `KH × KW` kernel at stride 1, straight from the input.
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn direct_planes<const KH: usize, const KW: usize>(
+            g: &DwGeom,
+            c: usize,
+            x: &[f32],
+            w: &[f32],
+            bias: Option<&[f32]>,
+            act: Activation,
+            y: &mut [f32],
+        ) {
+            let [h, wd] = g.input();
+            let [oh, ow] = g.output();
+            let [ph, pw] = g.pads();
+            let narrow = ow <= L;
+            for ch in 0..c {
+                let pl = Plane { x: x.as_ptr().add(ch * h * wd), h, w: wd, ph, pw };
+                let wc = w.as_ptr().add(ch * KH * KW);
+                let b = bias.map_or(0.0, |b| b[ch]);
+                let yc = y.as_mut_ptr().add(ch * oh * ow);
+                let mut oy = 0;
+                while oy < oh {
+                    let left = oh - oy;
+                    let r = if narrow {
+                        left.min(8)
+                    } else if L == 16 && left >= 8 {
+                        8
+                    } else if left >= 4 {
+                        4
+                    } else if left >= 2 {
+                        2
+                    } else {
+                        1
+                    };
+                    match r {
+                        8 => direct_rows::<KH, KW, 8>(&pl, wc, b, act, oy, yc, ow),
+                        7 => direct_rows::<KH, KW, 7>(&pl, wc, b, act, oy, yc, ow),
+                        6 => direct_rows::<KH, KW, 6>(&pl, wc, b, act, oy, yc, ow),
+                        5 => direct_rows::<KH, KW, 5>(&pl, wc, b, act, oy, yc, ow),
+                        4 => direct_rows::<KH, KW, 4>(&pl, wc, b, act, oy, yc, ow),
+                        3 => direct_rows::<KH, KW, 3>(&pl, wc, b, act, oy, yc, ow),
+                        2 => direct_rows::<KH, KW, 2>(&pl, wc, b, act, oy, yc, ow),
+                        _ => direct_rows::<KH, KW, 1>(&pl, wc, b, act, oy, yc, ow),
+                    }
+                    oy += r;
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -646,7 +1240,100 @@ mod avx512 {
         }
     }
 
+    /// The row-independent part of [`split2`] for rows of `n` floats: `full` whole
+    /// vectors, then (if `tail`) one masked step with masks for the two loads and the
+    /// two stores, computed once per plane instead of once per row.
+    struct Split2 {
+        full: usize,
+        tail: bool,
+        masks: [u16; 4],
+    }
+
+    /// Plans `e[u] = s[2u]` for `u < ne`, `o[u] = s[2u + 1]` for `u < no` over rows of
+    /// `n` floats, where `no <= ne <= ceil(n / 2)`, `no <= n / 2` and `ne <= no + 1`
+    /// (the caller's bounds), so that one masked step covers what the whole vectors
+    /// leave (fewer than `L` odd outputs, or fewer than `2L` inputs).
+    fn split2_plan(n: usize, ne: usize, no: usize) -> Split2 {
+        let mask = |k: usize| (((1u32 << k.min(L)) - 1) & 0xffff) as u16;
+        let full = (no / L).min(n / (2 * L));
+        let u = full * L;
+        let avail = n - 2 * u;
+        Split2 {
+            full,
+            tail: u < ne,
+            masks: [mask(avail), mask(avail.saturating_sub(L)), mask(ne.saturating_sub(u)), mask(no.saturating_sub(u))],
+        }
+    }
+
+    /// Runs `plan` on one row: `s` is valid for the plan's `n` floats, `e` and `o`
+    /// for its `ne` and `no`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn split2(plan: &Split2, s: *const f32, e: *mut f32, o: *mut f32) {
+        let ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        for i in 0..plan.full {
+            let u = i * L;
+            let a = _mm512_loadu_ps(s.add(2 * u));
+            let b = _mm512_loadu_ps(s.add(2 * u + L));
+            _mm512_storeu_ps(e.add(u), _mm512_permutex2var_ps(a, ie, b));
+            _mm512_storeu_ps(o.add(u), _mm512_permutex2var_ps(a, io, b));
+        }
+        if plan.tail {
+            // The masks keep the loads within s[2u .. n] and the stores within
+            // e[u .. ne] and o[u .. no].
+            let u = plan.full * L;
+            let [ma, mb, me, mo] = plan.masks;
+            let p = s.wrapping_add(2 * u);
+            let a = _mm512_maskz_loadu_ps(ma, p);
+            let b = _mm512_maskz_loadu_ps(mb, p.wrapping_add(L));
+            _mm512_mask_storeu_ps(e.wrapping_add(u), me, _mm512_permutex2var_ps(a, ie, b));
+            _mm512_mask_storeu_ps(o.wrapping_add(u), mo, _mm512_permutex2var_ps(a, io, b));
+        }
+    }
+
+    /// The row-independent part of [`copy_row`]: `full` whole vectors, then `tail`
+    /// floats under a mask.
+    struct Copy1 {
+        full: usize,
+        tail: u16,
+        /// All lanes, opaque to the optimizer (see `copy_row`).
+        all: u16,
+    }
+
+    fn copy_plan(n: usize) -> Copy1 {
+        Copy1 { full: n / L, tail: ((1u32 << (n % L)) - 1) as u16, all: std::hint::black_box(0xffff) }
+    }
+
+    /// Copies the plan's `n` floats from `s` to `d` (valid for them, not overlapping).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn copy_row(plan: &Copy1, s: *const f32, d: *mut f32) {
+        for i in 0..plan.full {
+            // Stores under an opaque full mask: LLVM would turn plain ones into a
+            // memcpy call, which costs more than the copy on rows this short.
+            _mm512_mask_storeu_ps(d.add(i * L), plan.all, _mm512_loadu_ps(s.add(i * L)));
+        }
+        if plan.tail != 0 {
+            // The mask keeps both accesses within the `n` floats.
+            let at = plan.full * L;
+            let v = _mm512_maskz_loadu_ps(plan.tail, s.wrapping_add(at));
+            _mm512_mask_storeu_ps(d.wrapping_add(at), plan.tail, v);
+        }
+    }
+
+    /// Stride 1 reads the input directly under masks (see `direct_block`).
+    const DIRECT_S1: bool = true;
+
+    /// The lanes of `p` set in `m`, zero elsewhere; only those lanes are accessed.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn load_masked(p: *const f32, m: u32) -> V {
+        _mm512_maskz_loadu_ps(m as u16, p)
+    }
+
     window_engine!("avx512f,avx2,fma");
+    ring_engine!("avx512f,avx2,fma");
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -741,7 +1428,92 @@ mod avx2 {
         }
     }
 
+    /// The row-independent part of [`split2`]: `full` whole vectors, then scalar
+    /// tails up to `ne` even and `no` odd outputs.
+    struct Split2 {
+        full: usize,
+        ne: usize,
+        no: usize,
+    }
+
+    /// Plans `e[u] = s[2u]` for `u < ne`, `o[u] = s[2u + 1]` for `u < no` over rows of
+    /// `n` floats, where `no <= ne <= ceil(n / 2)` and `no <= n / 2`.
+    fn split2_plan(n: usize, ne: usize, no: usize) -> Split2 {
+        Split2 { full: (no / L).min(n / (2 * L)), ne, no }
+    }
+
+    /// Runs `plan` on one row: `s` is valid for the plan's `n` floats, `e` and `o`
+    /// for its `ne` and `no`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn split2(plan: &Split2, s: *const f32, e: *mut f32, o: *mut f32) {
+        for i in 0..plan.full {
+            let u = i * L;
+            let a = _mm256_loadu_ps(s.add(2 * u));
+            let b = _mm256_loadu_ps(s.add(2 * u + L));
+            // [a0 a2 b0 b2 | a4 a6 b4 b6] -> [a0 a2 a4 a6 b0 b2 b4 b6], odds alike.
+            let ev = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+            let od = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
+            let ev = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(ev)));
+            let od = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(od)));
+            _mm256_storeu_ps(e.add(u), ev);
+            _mm256_storeu_ps(o.add(u), od);
+        }
+        for t in plan.full * L..plan.ne {
+            *e.add(t) = *s.add(2 * t);
+        }
+        for t in plan.full * L..plan.no {
+            *o.add(t) = *s.add(2 * t + 1);
+        }
+    }
+
+    /// The row-independent part of [`copy_row`]: `full` whole vectors, then the
+    /// `n % L` floats left under `tail`'s mask (`rem` of them).
+    struct Copy1 {
+        full: usize,
+        rem: usize,
+        tail: __m256i,
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn copy_plan(n: usize) -> Copy1 {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let rem = n % L;
+        Copy1 { full: n / L, rem, tail: _mm256_cmpgt_epi32(_mm256_set1_epi32(rem as i32), lanes) }
+    }
+
+    /// Copies the plan's `n` floats from `s` to `d` (valid for them, not overlapping).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn copy_row(plan: &Copy1, s: *const f32, d: *mut f32) {
+        let all = _mm256_set1_epi32(std::hint::black_box(-1));
+        for i in 0..plan.full {
+            // Stores under an opaque full mask: LLVM would turn plain ones into a
+            // memcpy call, which costs more than the copy on rows this short.
+            _mm256_maskstore_ps(d.add(i * L), all, _mm256_loadu_ps(s.add(i * L)));
+        }
+        if plan.rem != 0 {
+            // The mask keeps both accesses within the `n` floats.
+            let at = plan.full * L;
+            let v = _mm256_maskload_ps(s.wrapping_add(at), plan.tail);
+            _mm256_maskstore_ps(d.wrapping_add(at), plan.tail, v);
+        }
+    }
+
+    /// AVX2's masked loads are slower than plain ones: stride 1 goes through the ring.
+    const DIRECT_S1: bool = false;
+
+    /// The lanes of `p` set in `m`, zero elsewhere; only those lanes are accessed.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load_masked(p: *const f32, m: u32) -> V {
+        let bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        let on = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(m as i32), bits), bits);
+        _mm256_maskload_ps(p, on)
+    }
+
     window_engine!("avx2,fma");
+    ring_engine!("avx2,fma");
 }
 
 #[cfg(target_arch = "aarch64")]

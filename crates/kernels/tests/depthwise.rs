@@ -2,7 +2,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sinter_kernels::depthwise::{depthwise_conv2d, scratch_floats, DwGeom};
+use sinter_kernels::depthwise::{depthwise_conv2d, depthwise_conv2d_channels, scratch_floats, DwGeom};
 use sinter_kernels::{Activation, Isa};
 
 /// One test case: sizes and attributes (pads are `[top, left, bottom, right]`).
@@ -94,7 +94,14 @@ fn check(isa: Isa, c: &Case, x: &[f32], w: &[f32], bias: f32, act: Activation) {
                                                             // Scratch full of garbage too: the kernel must not depend on its contents.
     let mut scratch = vec![f32::NAN; scratch_floats(&g) + 3];
     depthwise_conv2d(isa, &g, x, w, bias, act, &mut y, &mut scratch).unwrap();
+    assert_matches(isa, c, act, &y, x, w, bias);
+}
+
+/// `y` against the f64 reference of one plane.
+fn assert_matches(isa: Isa, c: &Case, act: Activation, y: &[f32], x: &[f32], w: &[f32], bias: f32) {
+    let ow = c.out().unwrap()[1];
     let (want, mag) = reference(c, x, w, bias, act);
+    assert_eq!(y.len(), want.len());
     for (i, ((&got, &want), &mag)) in y.iter().zip(&want).zip(&mag).enumerate() {
         let ok = if want.is_nan() {
             got.is_nan()
@@ -225,6 +232,64 @@ fn bad_sizes(isa: Isa) {
     assert!(depthwise_conv2d(isa, &g, &x, &w, 0.0, act, &mut y, &mut scratch).is_ok());
 }
 
+/// The multi-channel entry point: each channel as the f64 reference of its plane, with
+/// and without bias, on shapes of the row-ring path and of the window engine.
+fn channels(isa: Isa) {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let cases = [
+        Case { h: 7, w: 7, k: [3, 3], s: [1, 1], d: [1, 1], pads: [1; 4] },
+        Case { h: 14, w: 17, k: [3, 3], s: [1, 1], d: [1, 1], pads: [1; 4] },
+        Case { h: 30, w: 37, k: [3, 3], s: [1, 1], d: [1, 1], pads: [1; 4] },
+        Case { h: 9, w: 40, k: [3, 3], s: [2, 2], d: [1, 1], pads: [1; 4] },
+        Case { h: 21, w: 20, k: [5, 5], s: [2, 2], d: [1, 1], pads: [2; 4] },
+        Case { h: 11, w: 12, k: [5, 5], s: [1, 1], d: [1, 1], pads: [2, 2, 0, 1] },
+        Case { h: 1, w: 1, k: [3, 3], s: [1, 1], d: [1, 1], pads: [1; 4] },
+        Case { h: 9, w: 10, k: [2, 4], s: [1, 2], d: [2, 1], pads: [1, 2, 0, 1] },
+        Case { h: 8, w: 8, k: [3, 3], s: [3, 3], d: [1, 1], pads: [1; 4] },
+    ];
+    for (n, c) in cases.iter().enumerate() {
+        let g = c.geom();
+        let [oh, ow] = c.out().unwrap();
+        let (plane, out, taps, chans) = (c.h * c.w, oh * ow, c.k[0] * c.k[1], 5);
+        let mut x = rand_vec(&mut rng, chans * plane);
+        let at = (n * 7) % x.len();
+        x[at] = f32::NAN;
+        let mut wt = rand_vec(&mut rng, chans * taps);
+        wt[taps] = f32::INFINITY; // channel 1: padding taps give NaN
+        let bias = rand_vec(&mut rng, chans);
+        let act = [Activation::None, Activation::Relu, Activation::Clip { lo: 0.0, hi: 0.5 }][n % 3];
+        for with_bias in [true, false] {
+            let mut y = vec![f32::from_bits(0x7fc0_1234); chans * out];
+            let mut scratch = vec![f32::NAN; scratch_floats(&g)];
+            let b = with_bias.then_some(&bias[..]);
+            depthwise_conv2d_channels(isa, &g, chans, &x, &wt, b, act, &mut y, &mut scratch).unwrap();
+            for i in 0..chans {
+                let bi = if with_bias { bias[i] } else { 0.0 };
+                let (xc, wc) = (&x[i * plane..][..plane], &wt[i * taps..][..taps]);
+                assert_matches(isa, c, act, &y[i * out..][..out], xc, wc, bi);
+            }
+        }
+    }
+    // Wrong sizes are errors; zero channels is fine.
+    let c = cases[0];
+    let g = c.geom();
+    let (x, w, b, mut y) = (vec![0.0; 2 * 49], vec![0.0; 18], vec![0.0; 2], vec![0.0; 2 * 49]);
+    let mut scratch = vec![0.0; scratch_floats(&g)];
+    let act = Activation::None;
+    assert!(depthwise_conv2d_channels(isa, &g, 2, &x, &w, Some(&b), act, &mut y, &mut scratch).is_ok());
+    assert!(depthwise_conv2d_channels(isa, &g, 2, &x[1..], &w, Some(&b), act, &mut y, &mut scratch).is_err());
+    assert!(depthwise_conv2d_channels(isa, &g, 2, &x, &w[1..], Some(&b), act, &mut y, &mut scratch).is_err());
+    assert!(depthwise_conv2d_channels(isa, &g, 2, &x, &w, Some(&b[1..]), act, &mut y, &mut scratch).is_err());
+    assert!(depthwise_conv2d_channels(isa, &g, 2, &x, &w, Some(&b), act, &mut y[1..], &mut scratch).is_err());
+    assert!(depthwise_conv2d_channels(isa, &g, 3, &x, &w, Some(&b), act, &mut y, &mut scratch).is_err());
+    assert!(depthwise_conv2d_channels(isa, &g, usize::MAX, &x, &w, None, act, &mut y, &mut scratch).is_err());
+    assert!(depthwise_conv2d_channels(isa, &g, 0, &[], &[], None, act, &mut [], &mut scratch).is_ok());
+    if isa != Isa::Scalar {
+        let n = scratch.len() - 1;
+        assert!(depthwise_conv2d_channels(isa, &g, 2, &x, &w, Some(&b), act, &mut y, &mut scratch[..n]).is_err());
+    }
+}
+
 #[test]
 fn geometry_is_validated() {
     assert!(DwGeom::new([5, 5], [5, 5], [0, 3], [1, 1], [1, 1], [1, 1]).is_err());
@@ -288,6 +353,10 @@ macro_rules! tier_tests {
             #[test]
             fn errors() {
                 isa().map(bad_sizes);
+            }
+            #[test]
+            fn multi_channel() {
+                isa().map(channels);
             }
         }
     )*};

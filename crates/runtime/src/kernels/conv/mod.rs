@@ -388,7 +388,38 @@ impl Conv2d {
                 if s.len() < need {
                     s.resize(need, 0.0);
                 }
-                for i in t * per_task..((t + 1) * per_task).min(planes) {
+                let (first, end) = (t * per_task, ((t + 1) * per_task).min(planes));
+                if let Some(g) = &self.dw_geom {
+                    // One call per run of consecutive channels of one image.
+                    let mut i0 = first;
+                    while i0 < end {
+                        let (img, mc0) = (i0 / self.m, i0 % self.m);
+                        let i1 = end.min((img + 1) * self.m);
+                        let c = i1 - i0;
+                        // SAFETY: planes `i0..i1` of `y` (`cols` floats each from `i0 * cols`,
+                        // inside `y`: `y.len() == planes * cols`, checked by the caller) are
+                        // written by this task only.
+                        let yc = unsafe { std::slice::from_raw_parts_mut(yp.get().add(i0 * cols), c * cols) };
+                        let xc = &x[i0 * plane..][..c * plane];
+                        let wc = &wt[mc0 * kdim..][..c * kdim];
+                        let bc = bias.map(|b| &b[mc0..mc0 + c]);
+                        let r = sinter_kernels::depthwise::depthwise_conv2d_channels(
+                            cx.isa, g, c, xc, wc, bc, act, yc, &mut s,
+                        );
+                        if r.is_err() {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return;
+                        }
+                        if !in_register {
+                            for (k, yp) in yc.chunks_exact_mut(cols).enumerate() {
+                                self.finish_row(img, mc0 + k, 0, yp, None, extras);
+                            }
+                        }
+                        i0 = i1;
+                    }
+                    return;
+                }
+                for i in first..end {
                     let mc = i % self.m;
                     // SAFETY: plane `i` of `y` (`cols` floats at `i * cols`, inside `y`:
                     // `y.len() == planes * cols`, checked by the caller) is written by
@@ -396,22 +427,8 @@ impl Conv2d {
                     let yc = unsafe { std::slice::from_raw_parts_mut(yp.get().add(i * cols), cols) };
                     let xc = &x[i * plane..][..plane];
                     let (wc, b) = (&wt[mc * kdim..][..kdim], bias.map_or(0.0, |b| b[mc]));
-                    match &self.dw_geom {
-                        Some(g) => {
-                            let r = sinter_kernels::depthwise::depthwise_conv2d(cx.isa, g, xc, wc, b, act, yc, &mut s);
-                            if r.is_err() {
-                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                                return;
-                            }
-                            if !in_register {
-                                self.finish_row(i / self.m, mc, 0, yc, None, extras);
-                            }
-                        }
-                        None => {
-                            self.depthwise_plane(xc, wc, b, yc, &mut s[..need]);
-                            self.finish_row(i / self.m, mc, 0, yc, None, extras);
-                        }
-                    }
+                    self.depthwise_plane(xc, wc, b, yc, &mut s[..need]);
+                    self.finish_row(i / self.m, mc, 0, yc, None, extras);
                 }
             })
         });
