@@ -271,6 +271,43 @@ fn threads_agree(isa: Isa) {
     }
 }
 
+/// Every column tail of every tier's panel width (the x86 tiers run tails of up to 8
+/// columns through a separate row-vectorized kernel, wider ones masked): n = 1..=70
+/// and a few `k·48 + 1` / `+ 4` widths, odd m and k (k = 300: two K blocks), ldc > n,
+/// the full epilogue with a `post` callback, and 1 to 3 threads, each bitwise equal to
+/// the 1-thread result.
+fn column_tails(isa: Isa) {
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    let acts = [Activation::Relu, Activation::None, Activation::Clip { lo: -0.5, hi: 0.75 }];
+    for n in (1..=70).chain([97, 145, 196]) {
+        for (m, k) in [(9, 1), (13, 37), (70, 300)] {
+            let case = Case::random(&mut rng, m, n, k).with_epilogue(&mut rng, acts[n % 3]);
+            let ldc = n + 1 + n % 5;
+            let one = case.run(isa, ldc, &ThreadPool::new(1), None);
+            check(&case, &one, ldc, "column tail");
+            for threads in [2, 3] {
+                let seen = Mutex::new(vec![0u32; m * n]);
+                // Negates each finished segment (exact), so the result shows that
+                // post ran once on final values and its writes landed in C.
+                let post = |row: usize, col0: usize, seg: &mut [f32]| {
+                    let mut seen = seen.lock().unwrap();
+                    for (j, x) in seg.iter_mut().enumerate() {
+                        seen[row * n + col0 + j] += 1;
+                        *x = -*x;
+                    }
+                };
+                let mut many = case.run(isa, ldc, &ThreadPool::new(threads), Some(&post));
+                assert!(seen.into_inner().unwrap().iter().all(|&s| s == 1), "post must see every element once");
+                for i in 0..m {
+                    many[i * ldc..i * ldc + n].iter_mut().for_each(|x| *x = -*x);
+                }
+                let same = one.iter().zip(&many).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{threads} threads differ from 1 thread for {m}x{n}x{k} (ldc {ldc})");
+            }
+        }
+    }
+}
+
 fn zero_sizes(isa: Isa) {
     let pool = ThreadPool::new(2);
     // k = 0: C = act(bias + residual).
@@ -338,6 +375,12 @@ macro_rules! tier_tests {
             fn threads_agree() {
                 if supported($isa) {
                     super::threads_agree($isa);
+                }
+            }
+            #[test]
+            fn column_tails() {
+                if supported($isa) {
+                    super::column_tails($isa);
                 }
             }
             #[test]

@@ -4,6 +4,7 @@
 //! 16 ymm registers do not hold an 8-row tile plus operands; 4 × 24 needs 12
 //! accumulators + 3 B vectors + 1 broadcast = 16, with 12 FMAs per 7 loads. Full
 //! vectors use plain loads/stores; only the column tail uses `vmaskmov` (slow on AMD).
+//! A last panel of at most 8 columns goes to the row-vectorized kernel of `tail.rs`.
 
 use super::driver::Tile;
 use super::{Activation, MR};

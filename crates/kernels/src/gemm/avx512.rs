@@ -4,7 +4,8 @@
 //! 512-bit FMA pipes that is 12 cycles of FMA work against 11 loads, so the kernel is
 //! FMA-bound, and 24 independent chains cover the 4-cycle FMA latency. 24 + 3 + 1
 //! registers fit the 32 zmm. Column tails use masked loads/stores (no padding of C),
-//! and narrower tails run a 1- or 2-vector instance so they cost less.
+//! and narrower tails run a 1- or 2-vector instance so they cost less; a last panel of
+//! at most 8 columns goes to the row-vectorized kernel of `tail.rs` instead.
 
 use super::driver::Tile;
 use super::{Activation, MR};
@@ -64,8 +65,8 @@ unsafe fn kernel<const NV: usize>(t: &Tile) {
     for (v, mask) in masks.iter_mut().enumerate() {
         *mask = lane_mask(t.cols, v);
     }
-    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    if t.load_c {
+    let mut acc = if t.load_c {
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         for (r, acc_row) in acc.iter_mut().enumerate() {
             if r < t.rows {
                 for v in 0..NV {
@@ -74,9 +75,14 @@ unsafe fn kernel<const NV: usize>(t: &Tile) {
                 }
             }
         }
-    }
-    // SAFETY: the tile's A and B panels hold kc steps (caller contract).
-    let mut acc = unsafe { accumulate::<NV>(t.a, t.b, t.kc, &acc) };
+        // SAFETY: the tile's A and B panels hold kc steps (caller contract).
+        unsafe { accumulate::<NV, false>(t.a, t.b, t.kc, &acc) }
+    } else {
+        // The first K block starts from zero in registers: no initial tile to pass
+        // through memory (a visible cost when k is small, as in a network's first layers).
+        // SAFETY: as above.
+        unsafe { accumulate::<NV, true>(t.a, t.b, t.kc, &[[_mm512_setzero_ps(); NV]; MR]) }
+    };
     for (r, acc_row) in acc.iter_mut().enumerate() {
         if r >= t.rows {
             continue;
@@ -114,15 +120,15 @@ unsafe fn kernel<const NV: usize>(t: &Tile) {
 /// through memory only once per call.
 #[target_feature(enable = "avx512f")]
 #[inline(never)]
-unsafe fn accumulate<const NV: usize>(
+unsafe fn accumulate<const NV: usize, const ZERO: bool>(
     mut a: *const f32,
     mut b: *const f32,
     kc: usize,
     init: &[[__m512; NV]; MR],
 ) -> [[__m512; NV]; MR] {
     // A fresh local (not the by-value argument, which LLVM keeps in memory and
-    // stores to on every k step).
-    let mut acc = *init;
+    // stores to on every k step); `ZERO` ignores `init`, so it is never read.
+    let mut acc = if ZERO { [[_mm512_setzero_ps(); NV]; MR] } else { *init };
     for _ in 0..kc {
         for v in 0..NV {
             // Prefetch is a hint: an address past the panel is harmless.

@@ -26,7 +26,8 @@ use std::cell::RefCell;
 pub(super) struct Tile {
     /// `kc × MR` packed A floats (the K block of one A panel).
     pub a: *const f32,
-    /// `kc × nr` packed B floats (one B panel, zero-padded to `nr` columns).
+    /// `kc × nr` packed B floats (one B panel, zero-padded to `nr` columns), or for
+    /// the tail kernel `kc × cols` (exactly the tile's columns).
     pub b: *const f32,
     pub kc: usize,
     /// C at the tile's first row and column.
@@ -67,6 +68,22 @@ pub(super) struct Spec {
     /// N block, a multiple of `nr`: `kc × nc` packed B floats should fill about half of L2.
     pub nc: usize,
     pub kernel: KernelFn,
+    /// Column granularity of `kernel`'s work (for [`split`]): a partial panel costs
+    /// whole vectors (masked), or on NEON the whole panel (it computes all 12).
+    pub lanes: usize,
+    /// The kernel for a narrow last panel (x86); without one every panel runs `kernel`.
+    pub tail: Option<TailSpec>,
+}
+
+/// A kernel for a narrow last panel, packed exactly `cols` wide (see `tail.rs`),
+/// cheaper there than a mostly masked `nr`-wide tile.
+#[derive(Clone, Copy)]
+pub(super) struct TailSpec {
+    /// Widest last panel it takes.
+    pub max_cols: usize,
+    pub kernel: KernelFn,
+    /// Its time per column in units of a main-kernel column (for [`split`]).
+    pub cost: usize,
 }
 
 /// The micro-kernel of a tier. Callers must have checked `isa.supported()`; tiers
@@ -79,16 +96,32 @@ pub(super) struct Spec {
 pub(super) fn spec(isa: Isa) -> Spec {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Spec { nr: super::avx512::NR, kc: 256, nc: 576, kernel: super::avx512::tile },
+        Isa::Avx512 => Spec {
+            nr: super::avx512::NR,
+            kc: 256,
+            nc: 576,
+            kernel: super::avx512::tile,
+            lanes: 16,
+            // ymm FMAs: half the flops of the main kernel's zmm ones.
+            tail: Some(TailSpec { max_cols: super::tail::MAX_COLS, kernel: super::tail::tile, cost: 2 }),
+        },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Spec { nr: super::avx2::NR, kc: 256, nc: 576, kernel: super::avx2::tile },
+        Isa::Avx2 => Spec {
+            nr: super::avx2::NR,
+            kc: 256,
+            nc: 576,
+            kernel: super::avx2::tile,
+            lanes: 8,
+            tail: Some(TailSpec { max_cols: super::tail::MAX_COLS, kernel: super::tail::tile, cost: 1 }),
+        },
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => Spec { nr: super::neon::NR, kc: 256, nc: 576, kernel: super::neon::tile },
-        _ => Spec { nr: super::scalar::NR, kc: 256, nc: 512, kernel: super::scalar::tile },
+        Isa::Neon => Spec { nr: super::neon::NR, kc: 256, nc: 576, kernel: super::neon::tile, lanes: 12, tail: None },
+        _ => Spec { nr: super::scalar::NR, kc: 256, nc: 512, kernel: super::scalar::tile, lanes: 8, tail: None },
     }
 }
 
-/// Columns per packed B panel for `isa` (what [`BSource::pack`] is asked for), so
+/// Columns per packed B panel for `isa` (what [`BSource::pack`] is asked for, except
+/// for a narrow last panel of the x86 tiers, packed exactly as wide as it is), so
 /// callers can size their own packing tests or caches.
 pub fn nr_for(isa: Isa) -> usize {
     spec(isa).nr
@@ -121,7 +154,7 @@ pub(super) fn run(
     pool: &ThreadPool,
 ) {
     let (m, n) = (a.m, b.cols());
-    let (mt, nt) = split(m, n, a.k, spec.nr, pool.threads());
+    let (mt, nt) = split(&spec, m, n, a.k, pool.threads());
     let m_chunk = m.div_ceil(MR).div_ceil(mt) * MR;
     let n_chunk = n.div_ceil(spec.nr).div_ceil(nt) * spec.nr;
     let cp = CPtr(c.as_mut_ptr());
@@ -149,10 +182,13 @@ pub(super) fn run(
 /// The pool hands tasks out dynamically, so the makespan is about `total / threads`
 /// plus the tail of the largest task, and several smaller tasks per thread also let a
 /// worker that wakes late (or is time-sliced away) still take a share. The cost model
-/// counts padded micro-tile work, the B packing that every task of an N range repeats
-/// (why splitting N is preferred, and M only when N has too few panels: 1×1
-/// convolutions on 7×7 maps have n = 49), and a per-task overhead.
-fn split(m: usize, n: usize, k: usize, nr: usize, threads: usize) -> (usize, usize) {
+/// counts micro-tile work (a partial last panel as the vectors or tail-kernel columns
+/// it costs), the B packing that every task of an N range repeats (why splitting N is
+/// preferred, and M only when N has too few panels: 1×1 convolutions on 7×7 maps have
+/// n = 49, whose second panel is one cheap column), the A streaming that every task
+/// of an M range repeats, and a per-task overhead.
+fn split(spec: &Spec, m: usize, n: usize, k: usize, threads: usize) -> (usize, usize) {
+    let nr = spec.nr;
     let mp = m.div_ceil(MR);
     let np = n.div_ceil(nr);
     let k = k.max(1) as f64;
@@ -160,6 +196,16 @@ fn split(m: usize, n: usize, k: usize, nr: usize, threads: usize) -> (usize, usi
     if threads <= 1 || 2.0 * m as f64 * n as f64 * k < 1e6 {
         return (1, 1);
     }
+    // Main-kernel column equivalents of `c` columns starting at a panel boundary.
+    let work_cols = |c: usize| -> f64 {
+        let rem = c % nr;
+        let tail = match spec.tail {
+            _ if rem == 0 => 0,
+            Some(t) if rem <= t.max_cols => rem * t.cost,
+            _ => rem.div_ceil(spec.lanes) * spec.lanes,
+        };
+        ((c - rem) + tail) as f64
+    };
     let max_tasks = 4 * threads;
     let mut best = (1, 1);
     let mut best_cost = f64::INFINITY;
@@ -168,10 +214,17 @@ fn split(m: usize, n: usize, k: usize, nr: usize, threads: usize) -> (usize, usi
             // Tasks actually non-empty after rounding chunks up to whole panels.
             let (m_chunk, n_chunk) = (mp.div_ceil(mt), np.div_ceil(nt));
             let (mt_real, nt_real) = (mp.div_ceil(m_chunk), np.div_ceil(n_chunk));
-            let (rows, cols) = ((m_chunk * MR) as f64, (n_chunk * nr) as f64);
-            // Packing one B float costs about one cycle, i.e. ~64 flops of FMA peak.
-            let largest = 2.0 * rows * cols * k + 64.0 * cols * k;
-            let total = 2.0 * (mp * MR) as f64 * (np * nr) as f64 * k + 64.0 * (np * nr) as f64 * k * mt_real as f64;
+            let rows = (m_chunk * MR) as f64;
+            // The widest task: a whole chunk, or the last one (with the tail).
+            let last = n - (nt_real - 1) * n_chunk * nr;
+            let cols = if nt_real > 1 { work_cols(n_chunk * nr).max(work_cols(last)) } else { work_cols(n) };
+            // Packing one B float costs about one cycle, i.e. ~64 flops of FMA peak;
+            // streaming one A float from L3 or memory (once per task, as each task
+            // sweeps its rows' A panels) about a quarter of that.
+            let largest = 2.0 * rows * cols * k + 64.0 * cols * k + 16.0 * rows * k;
+            let total = 2.0 * (mp * MR) as f64 * work_cols(n) * k
+                + 64.0 * n as f64 * k * mt_real as f64
+                + 16.0 * (mp * MR) as f64 * k * nt_real as f64;
             let tasks = (mt_real * nt_real) as f64;
             let cost = total / threads as f64 + largest * (threads - 1) as f64 / threads as f64 + 2e5 * tasks;
             if cost < best_cost {
@@ -235,12 +288,24 @@ unsafe fn run_task(
     while jc < cols.1 {
         let nc = spec.nc.min(cols.1 - jc);
         let panels = nc.div_ceil(nr);
+        // Block boundaries are multiples of nr (task and block starts are), so only
+        // the last block of C can end in a partial panel: the tail kernel's, if narrow.
+        let (full, rem) = (nc / nr, nc % nr);
+        let tail = spec.tail.filter(|t| rem > 0 && rem <= t.max_cols).map(|t| t.kernel);
         let mut pc = 0;
         loop {
             let kc = spec.kc.min(k - pc);
             let block = &mut scratch[..kc * panels * nr];
             if kc > 0 {
-                b.pack(pc, kc, jc, nc, nr, block);
+                if tail.is_some() {
+                    let (main, rest) = block.split_at_mut(kc * full * nr);
+                    if full > 0 {
+                        b.pack(pc, kc, jc, full * nr, nr, main);
+                    }
+                    b.pack(pc, kc, jc + full * nr, rem, rem, &mut rest[..kc * rem]);
+                } else {
+                    b.pack(pc, kc, jc, nc, nr, block);
+                }
             }
             let last = pc + kc >= k;
             let bp = block.as_ptr();
@@ -259,11 +324,16 @@ unsafe fn run_task(
                         ldr: epi.residual.map_or(0, |r| r.ld),
                         act: epi.act,
                     });
+                    let kernel = match tail {
+                        Some(tail) if q == full => tail,
+                        _ => spec.kernel,
+                    };
                     let tile = Tile {
                         // SAFETY: panel ir/MR of A holds k × MR floats; its K block
                         // pc..pc+kc starts pc·MR floats in.
                         a: unsafe { a_data.add(ir * k + pc * MR) },
-                        // SAFETY: the packed block holds `panels` panels of kc × nr.
+                        // SAFETY: the packed block holds `panels` panels of kc × nr
+                        // (the last one kc × rem when the tail kernel takes it).
                         b: unsafe { bp.add(q * kc * nr) },
                         kc,
                         // SAFETY: (ir, col0) is inside this task's rectangle of C.
@@ -287,7 +357,7 @@ unsafe fn run_task(
                     }
                     // SAFETY: the tile's pointers cover the extents `Tile` documents
                     // (see above) and the caller guarantees the tier is supported.
-                    unsafe { (spec.kernel)(&tile) };
+                    unsafe { kernel(&tile) };
                 }
                 if last {
                     if let Some(post) = epi.post {
@@ -337,4 +407,32 @@ fn prefetch_tile(p: *const f32, ld: usize, rows: usize, cols: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (p, ld, rows, cols);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 7×7 maps (n = 49: one full panel and a one-column tail) split M: splitting N
+    /// would hand one thread 48 columns and the other the cheap last one. Wide maps
+    /// split N, whose tasks share no B packing.
+    #[test]
+    fn split_prefers_balanced_tasks() {
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Scalar] {
+            let s = spec(isa);
+            // Narrow panels (scalar, NEON) leave enough of them to split N evenly.
+            if s.nr >= 24 {
+                for (m, k) in [(512, 4608), (2048, 512), (512, 2048), (1280, 320), (320, 960)] {
+                    let (mt, nt) = split(&s, m, 49, k, 2);
+                    assert!(mt >= 2 && nt == 1, "{isa} {m}x{k}x49 split {mt}x{nt}");
+                }
+            }
+            for (m, k, n) in [(64, 576, 3136), (96, 16, 12544), (32, 27, 12544)] {
+                let (mt, nt) = split(&s, m, n, k, 2);
+                assert!(mt == 1 && nt >= 2, "{isa} {m}x{k}x{n} split {mt}x{nt}");
+            }
+            assert_eq!(split(&s, 8, 8, 8, 2), (1, 1), "tiny GEMMs stay on one thread");
+            assert_eq!(split(&s, 512, 49, 4608, 1), (1, 1));
+        }
+    }
 }

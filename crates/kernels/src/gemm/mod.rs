@@ -8,12 +8,15 @@
 //! tile lives in registers for the whole K block. The epilogue runs on that tile after
 //! the last K block, so C is written once with its final values (plus once per earlier
 //! K block). `driver.rs` has the blocking and threading, one file per tier the kernels
-//! (`scalar.rs`, `avx2.rs`, `avx512.rs`, `neon.rs`); [`peak`] measures FMA peak.
+//! (`scalar.rs`, `avx2.rs`, `avx512.rs`, `neon.rs`, plus `tail.rs` for the x86 tiers'
+//! narrow last panel); [`peak`] measures FMA peak.
 //!
-//! Every element of C is one sequential chain over `k` (the accumulator is stored to C
-//! between K blocks and reloaded, which is exact), so results never depend on the
-//! thread count or on the blocking; they differ between tiers only because the SIMD
-//! tiers fuse the multiply-add and the scalar tier does not.
+//! Every element of C is computed by a fixed sequence of operations that depends only
+//! on its column's position in the last panel (the tail kernel splits each K block
+//! into interleaved partial sums) and on the fixed K blocking — the accumulator is
+//! stored to C between K blocks and reloaded, which is exact — so results never depend
+//! on the thread count; they differ between tiers only in rounding (fused or unfused
+//! multiply-add, the tail's partial sums).
 
 mod driver;
 pub mod peak;
@@ -25,6 +28,8 @@ mod avx2;
 mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+#[cfg(target_arch = "x86_64")]
+mod tail;
 
 use crate::error::{KernelError, Result};
 use crate::isa::Isa;
