@@ -39,7 +39,7 @@ thread_local! {
 
 impl ConvB<'_> {
     /// Writes row `kk` of the im2col matrix, columns `n0..n0 + row.len()`, into `row`.
-    fn fill_row(&self, kk: usize, n0: usize, row: &mut [f32]) {
+    pub(super) fn fill_row(&self, kk: usize, n0: usize, row: &mut [f32]) {
         let cv = self.conv;
         let (c, r) = (kk / (cv.kh * cv.kw), kk % (cv.kh * cv.kw));
         let (ky, kx) = (r / cv.kw, r % cv.kw);
@@ -50,12 +50,16 @@ impl ConvB<'_> {
         let (lo_all, hi_all) = valid_range(off, cv.sw, cv.w, cv.ow);
         let len = row.len();
         let mut pos = 0;
+        // The output position of column n0; later segments start at the next row's 0.
+        let (mut oy, mut ox0) = (n0 / cv.ow, n0 % cv.ow);
         while pos < len {
-            let j = n0 + pos;
-            let (oy, ox0) = (j / cv.ow, j % cv.ow);
             let seg = (cv.ow - ox0).min(len - pos);
             let dst = &mut row[pos..pos + seg];
             pos += seg;
+            let (oy_now, ox_now) = (oy, ox0);
+            oy += 1;
+            ox0 = 0;
+            let (oy, ox0) = (oy_now, ox_now);
             let iy = (oy * cv.sh + ky * cv.dh) as i64 - cv.ph;
             if iy < 0 || iy >= cv.h as i64 {
                 dst.fill(0.0);

@@ -439,7 +439,69 @@ impl Conv2d {
     }
 }
 
+/// Output positions up to which a convolution's im2col matrix is written out once
+/// (in parallel) before its GEMM, instead of packed per cache block: small feature maps,
+/// where per-block packing repeats per task and short rows make it expensive.
+const MATERIALIZE_COLS: usize = 1024;
+/// Largest im2col matrix written out (floats).
+const MATERIALIZE_FLOATS: usize = 4 << 20;
+
 impl Conv2d {
+    /// One group's GEMM with the implicit im2col of `xg` as B: phase-split first for
+    /// strided convolutions (every im2col row segment then is a contiguous copy), and
+    /// the whole matrix written out first for small feature maps.
+    fn gemm_im2col(
+        &self,
+        xg: &[f32],
+        a: &PackedA,
+        yg: &mut [f32],
+        epi: &Epilogue,
+        cx: &RunCtx,
+    ) -> std::result::Result<(), sinter_kernels::KernelError> {
+        let cols = self.cols();
+        let mut with_b = |b: &im2col::ConvB| -> std::result::Result<(), sinter_kernels::KernelError> {
+            let kdim = self.kdim();
+            let small = cols <= MATERIALIZE_COLS && kdim.saturating_mul(cols) <= MATERIALIZE_FLOATS;
+            if !small {
+                return sinter_kernels::sgemm(cx.isa, a, b, yg, cols, epi, cx.pool);
+            }
+            IM2COL.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                if buf.len() < kdim * cols {
+                    buf.resize(kdim * cols, 0.0);
+                }
+                let buf = &mut buf[..kdim * cols];
+                let rows_per_task = kdim.div_ceil(cx.pool.threads() * 4).max(1);
+                let bp = SyncPtr(buf.as_mut_ptr());
+                cx.pool.parallel_for(kdim.div_ceil(rows_per_task), &|t| {
+                    for kk in t * rows_per_task..((t + 1) * rows_per_task).min(kdim) {
+                        // SAFETY: row `kk` (`cols` floats at `kk * cols`, inside the
+                        // `kdim * cols` buffer) is written by this task only.
+                        let row = unsafe { std::slice::from_raw_parts_mut(bp.get().add(kk * cols), cols) };
+                        b.fill_row(kk, 0, row);
+                    }
+                });
+                let m = Matrix::new(buf, kdim, cols, cols)?;
+                sinter_kernels::sgemm(cx.isa, a, &m, yg, cols, epi, cx.pool)
+            })
+        };
+        if self.sw > 1 {
+            // Split each input row by column phase once, so every im2col row segment is
+            // a contiguous copy instead of a strided gather.
+            PHASES.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                let need = self.cg() * self.h * self.sw * self.phase_len();
+                if buf.len() < need {
+                    buf.resize(need, 0.0);
+                }
+                im2col::split_phases(xg, self.w, self.sw, self.phase_len(), &mut buf[..need]);
+                with_b(&im2col::ConvB { conv: self, x: &buf[..need], phased: true })
+            })
+        } else {
+            with_b(&im2col::ConvB { conv: self, x: xg, phased: false })
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn run_winograd(
         &self,
@@ -480,6 +542,8 @@ impl Conv2d {
 thread_local! {
     /// The phase-split input of a strided convolution (see `im2col::split_phases`).
     static PHASES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A small convolution's whole im2col matrix.
+    static IM2COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// Phase-split input plane of the depthwise kernel (reused per thread).
     static DW_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// Weights packed at run time (weights that are not constants).
@@ -604,22 +668,8 @@ impl Exec for Conv2d {
                     if self.pointwise() {
                         let b = Matrix::new(xg, cg, cols, cols).map_err(kerr)?;
                         sinter_kernels::sgemm(cx.isa, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)?;
-                    } else if self.sw > 1 {
-                        // Split each input row by column phase once, so every im2col
-                        // row segment is a contiguous copy instead of a strided gather.
-                        PHASES.with(|buf| -> Result<()> {
-                            let mut buf = buf.borrow_mut();
-                            let need = cg * self.h * self.sw * self.phase_len();
-                            if buf.len() < need {
-                                buf.resize(need, 0.0);
-                            }
-                            im2col::split_phases(xg, self.w, self.sw, self.phase_len(), &mut buf[..need]);
-                            let b = im2col::ConvB { conv: self, x: &buf[..need], phased: true };
-                            sinter_kernels::sgemm(cx.isa, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)
-                        })?;
                     } else {
-                        let b = im2col::ConvB { conv: self, x: xg, phased: false };
-                        sinter_kernels::sgemm(cx.isa, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)?;
+                        self.gemm_im2col(xg, &a, yg, &epi, cx).map_err(kerr)?;
                     }
                 }
             }
