@@ -336,6 +336,8 @@ thread_local! {
     /// block whose transforms are split over the pool hands them to the calling thread
     /// too, while it holds its `SCRATCH`.
     static TMP: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Per-position GEMM outputs (`α² × M × ld`) when the GEMMs run one per task.
+    static MT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on `len` floats of this thread's buffer `key`, grown once and then reused.
@@ -543,11 +545,19 @@ impl Job<'_> {
         };
         run_chunks(pool, chunks, &input);
         let plen = packed_a_len(g.m, g.c);
-        for xi in 0..a2 {
-            let ua = PackedA::new(&self.packed_u[xi * plen..(xi + 1) * plen], g.m, g.c)?;
-            // V[ξ] is row ξ of every channel's α² × ld block: a C × n matrix, stride α²·ld.
-            let v = VSource::new(&vbuf[xi * ld..], g.c, n, a2 * ld, self.isa)?;
-            sgemm(self.isa, &ua, &v, &mut mbuf[xi * ld..], a2 * ld, &Epilogue::default(), pool)?;
+        if pool.threads() > 1 {
+            // Few tiles, several threads: one task per ξ, each GEMM whole on one thread
+            // (splitting each small GEMM's rows costs more in dispatch and repacking
+            // than it saves), into its own M × ld block of `MT`; then MT is copied into
+            // mbuf's [m][ξ][ld] layout.
+            self.gemms_by_position(vbuf, mbuf, n, pool)?;
+        } else {
+            for xi in 0..a2 {
+                let ua = PackedA::new(&self.packed_u[xi * plen..(xi + 1) * plen], g.m, g.c)?;
+                // V[ξ] is row ξ of every channel's α² × ld block: a C × n matrix, stride α²·ld.
+                let v = VSource::new(&vbuf[xi * ld..], g.c, n, a2 * ld, self.isa)?;
+                sgemm(self.isa, &ua, &v, &mut mbuf[xi * ld..], a2 * ld, &Epilogue::default(), pool)?;
+            }
         }
         let mbuf = &*mbuf;
         let mper = g.m.div_ceil(chunks);
@@ -561,6 +571,51 @@ impl Job<'_> {
         };
         run_chunks(pool, chunks, &output);
         Ok(())
+    }
+}
+
+impl Job<'_> {
+    /// The α² GEMMs of one block, one per task (see `block`).
+    fn gemms_by_position(&self, vbuf: &[f32], mbuf: &mut [f32], n: usize, pool: &ThreadPool) -> Result<()> {
+        let g = &self.geo;
+        let (a2, ld) = (g.a2(), self.ld);
+        let plen = packed_a_len(g.m, g.c);
+        with_buf(&MT, a2 * g.m * ld, |mt| {
+            let mp = SyncPtr(mt.as_mut_ptr());
+            let first_err = Mutex::new(None);
+            pool.parallel_for(a2, &|xi| {
+                // SAFETY: task ξ writes only its own `m × ld` block of `mt`, which stays
+                // mutably borrowed, and otherwise unused, until the loop returns.
+                let c = unsafe { std::slice::from_raw_parts_mut(mp.ptr().add(xi * g.m * ld), g.m * ld) };
+                let r = PackedA::new(&self.packed_u[xi * plen..(xi + 1) * plen], g.m, g.c).and_then(|ua| {
+                    let v = VSource::new(&vbuf[xi * ld..], g.c, n, a2 * ld, self.isa)?;
+                    sgemm(self.isa, &ua, &v, c, ld, &Epilogue::default(), inline_pool())
+                });
+                if let Err(e) = r {
+                    first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                }
+            });
+            if let Some(e) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                return Err(e);
+            }
+            let mt = &*mt;
+            let chunks = pool.threads() * 4;
+            let mper = g.m.div_ceil(chunks);
+            let mbp = SyncPtr(mbuf.as_mut_ptr());
+            run_chunks(pool, chunks, &|i| {
+                for m in (i * mper).min(g.m)..((i + 1) * mper).min(g.m) {
+                    for xi in 0..a2 {
+                        let src = &mt[(xi * g.m + m) * ld..][..n];
+                        // SAFETY: task `i` writes only rows of channels `m` in its own
+                        // range (`n <= ld` floats at `(m·α² + ξ)·ld`, inside mbuf's
+                        // `M·α²·ld`), and mbuf stays mutably borrowed until the loop returns.
+                        let dst = unsafe { std::slice::from_raw_parts_mut(mbp.ptr().add((m * a2 + xi) * ld), n) };
+                        dst.copy_from_slice(src);
+                    }
+                }
+            });
+            Ok(())
+        })
     }
 }
 
