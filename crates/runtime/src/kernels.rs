@@ -1,6 +1,7 @@
-//! Kernel selection: a fast path where one exists (f32 GEMM-shaped ops through
-//! `matrixmultiply`: MatMul, and 2-D Conv / FusedConv with the epilogue applied per
-//! block), otherwise the op's own straightforward evaluation.
+//! Kernel selection: a fast path on `sinter-kernels` where one exists (convolutions,
+//! ConvTranspose and fully connected layers as packed GEMM / Winograd / direct depthwise,
+//! pooling, nearest Resize, simple broadcast arithmetic, Softmax, reshapes), otherwise the
+//! op's own straightforward evaluation in `sinter-ir`.
 
 mod binary;
 pub(crate) mod conv;
@@ -62,6 +63,11 @@ pub(crate) struct PackedInput {
     pub bytes: u64,
 }
 
+/// A weight's bytes as f32 (weights are 64-byte aligned in every plan).
+fn f32_weights(bytes: &[u8]) -> Result<&[f32]> {
+    View { dtype: DType::F32, shape: &[], data: bytes }.as_slice::<f32>()
+}
+
 /// The kernel for one op, given its operands (packed weights under their logical
 /// shape). `weights(i)` gives the bytes of input `i` when it is a weight.
 pub(crate) fn select<'a>(
@@ -79,8 +85,7 @@ pub(crate) fn select<'a>(
     if all_f32 && matches!(op_type, "Gemm" | "FusedGemm" | "MatMul" | "FusedMatMul") {
         if let Some(bytes) = weights(1) {
             if let Some(mut k) = dense::Dense::new(op.as_ref(), op_type, inputs, outputs, conv::Weights::Runtime) {
-                let wt = View { dtype: DType::F32, shape: &[], data: bytes };
-                k.load_weights(wt.as_slice::<f32>()?)?;
+                k.load_weights(f32_weights(bytes)?)?;
                 return Ok(Box::new(k));
             }
         }
@@ -93,8 +98,7 @@ pub(crate) fn select<'a>(
     if all_f32 && (op_type == "Conv" || op_type == "FusedConv") {
         if let Some(mut k) = conv::Conv2d::new(op.as_ref(), op_type, inputs, outputs, conv::Weights::Runtime) {
             if let Some(bytes) = weights(1) {
-                let wt = View { dtype: DType::F32, shape: &[], data: bytes };
-                k.load_weights(wt.as_slice::<f32>()?)?;
+                k.load_weights(f32_weights(bytes)?)?;
             }
             return Ok(Box::new(k));
         }
@@ -103,8 +107,7 @@ pub(crate) fn select<'a>(
         let k = conv_transpose::ConvT2d::new(op.as_ref(), op_type, inputs, outputs, conv::Weights::Runtime);
         if let Some(mut k) = k {
             if let Some(bytes) = weights(1) {
-                let wt = View { dtype: DType::F32, shape: &[], data: bytes };
-                k.load_weights(wt.as_slice::<f32>()?)?;
+                k.load_weights(f32_weights(bytes)?)?;
             }
             return Ok(Box::new(k));
         }
