@@ -485,16 +485,29 @@ impl Conv2d {
                 sinter_kernels::sgemm(cx.isa, a, &m, yg, cols, epi, cx.pool)
             })
         };
-        if self.sw > 1 {
-            // Split each input row by column phase once, so every im2col row segment is
-            // a contiguous copy instead of a strided gather.
+        if self.sw > 1 && self.kw > 1 {
+            // Split each input row by column phase once (in parallel over channels), so
+            // every im2col row segment is a contiguous copy instead of a strided gather.
+            // (A 1-wide kernel reads each input column at most once: nothing to share.)
             PHASES.with(|buf| {
                 let mut buf = buf.borrow_mut();
-                let need = self.cg() * self.h * self.sw * self.phase_len();
+                let per_channel = self.h * self.sw * self.phase_len();
+                let need = self.cg() * per_channel;
                 if buf.len() < need {
                     buf.resize(need, 0.0);
                 }
-                im2col::split_phases(xg, self.w, self.sw, self.phase_len(), &mut buf[..need]);
+                let plane = self.h * self.w;
+                let chunk = self.cg().div_ceil(cx.pool.threads() * 4).max(1);
+                let bp = SyncPtr(buf.as_mut_ptr());
+                cx.pool.parallel_for(self.cg().div_ceil(chunk), &|t| {
+                    let (c0, c1) = (t * chunk, ((t + 1) * chunk).min(self.cg()));
+                    // SAFETY: channels `c0..c1` of the split (`per_channel` floats each,
+                    // inside the `need`-float buffer) are written by this task only.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(bp.get().add(c0 * per_channel), (c1 - c0) * per_channel)
+                    };
+                    im2col::split_phases(&xg[c0 * plane..c1 * plane], self.w, self.sw, self.phase_len(), out);
+                });
                 with_b(&im2col::ConvB { conv: self, x: &buf[..need], phased: true })
             })
         } else {
