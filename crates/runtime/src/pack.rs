@@ -109,11 +109,16 @@ pub fn pack_weights(
                 None => gemm,
             },
             TacticChoice::Time(isa) => {
-                for (layout, k) in &candidates {
-                    let mut packed = vec![0.0; k.packed_len()];
-                    k.pack(w, &mut packed).map_err(invalid)?;
-                    timings.push((*layout, time_conv(k, &packed, isa).map_err(invalid)?));
+                let mut packed = Vec::with_capacity(candidates.len());
+                for (_, k) in &candidates {
+                    let mut p = vec![0.0; k.packed_len()];
+                    k.pack(w, &mut p).map_err(invalid)?;
+                    packed.push(p);
                 }
+                let kernels: Vec<(&Conv2d, &[f32])> =
+                    candidates.iter().zip(&packed).map(|((_, k), p)| (k, p.as_slice())).collect();
+                let best = time_convs(&kernels, isa).map_err(invalid)?;
+                timings = candidates.iter().map(|(l, _)| *l).zip(best).collect();
                 timings.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map_or(gemm, |t| t.0)
             }
         }
@@ -131,10 +136,13 @@ pub fn pack_weights(
     Ok(Some(PackedWeights { input: 1, layout: chosen, data, timings }))
 }
 
-/// Milliseconds one run of the bare convolution `k` takes on one thread: the best of a
-/// few runs after a warm-up, on uniform random input.
-fn time_conv(k: &Conv2d, packed: &[f32], isa: Isa) -> sinter_ir::Result<f64> {
-    let (xs, ys) = k.io_shapes();
+/// Milliseconds one run of each bare convolution `(kernel, packed weights)` takes on one
+/// thread, on the same uniform random input: each candidate's best run, with the
+/// candidates interleaved round by round so a burst of noise from elsewhere on the
+/// machine hits all of them rather than deciding the choice.
+fn time_convs(kernels: &[(&Conv2d, &[f32])], isa: Isa) -> sinter_ir::Result<Vec<f64>> {
+    let Some((first, _)) = kernels.first() else { return Ok(Vec::new()) };
+    let (xs, ys) = first.io_shapes();
     let mut seed = 0x9e37_79b9_u32;
     let x: Vec<f32> = (0..xs.iter().product::<usize>())
         .map(|_| {
@@ -147,24 +155,28 @@ fn time_conv(k: &Conv2d, packed: &[f32], isa: Isa) -> sinter_ir::Result<f64> {
     let mut y = vec![0.0f32; ys.iter().product()];
     let pool = ThreadPool::new(1);
     let mut cx = RunCtx { isa, pool: &pool };
-    let packed_shape = [packed.len()];
-    let mut best = f64::INFINITY;
+    let mut best = vec![f64::INFINITY; kernels.len()];
     let mut total = 0.0;
-    for run in 0..6 {
-        let inputs = [
-            Some(View { dtype: DType::F32, shape: &xs, data: bytemuck::cast_slice(&x) }),
-            Some(View { dtype: DType::F32, shape: &packed_shape, data: bytemuck::cast_slice(packed) }),
-        ];
-        let mut outputs = [ViewMut { dtype: DType::F32, shape: &ys, data: bytemuck::cast_slice_mut(&mut y) }];
-        let start = Instant::now();
-        k.run(&inputs, &mut outputs, &mut cx)?;
-        let t = start.elapsed().as_secs_f64() * 1e3;
-        if run > 0 {
-            best = best.min(t);
+    // Round 0 warms caches and per-thread scratch; then up to 8 timed rounds, fewer
+    // for big layers (about a third of a second in all).
+    for round in 0..9 {
+        for ((k, packed), best) in kernels.iter().zip(best.iter_mut()) {
+            let packed_shape = [packed.len()];
+            let inputs = [
+                Some(View { dtype: DType::F32, shape: &xs, data: bytemuck::cast_slice(&x) }),
+                Some(View { dtype: DType::F32, shape: &packed_shape, data: bytemuck::cast_slice(packed) }),
+            ];
+            let mut outputs = [ViewMut { dtype: DType::F32, shape: &ys, data: bytemuck::cast_slice_mut(&mut y) }];
+            let start = Instant::now();
+            k.run(&inputs, &mut outputs, &mut cx)?;
+            let t = start.elapsed().as_secs_f64() * 1e3;
+            if round > 0 {
+                *best = best.min(t);
+            }
+            total += t;
         }
-        total += t;
-        if total > 200.0 && run >= 2 {
-            break; // big layers: a few runs are enough
+        if total > 300.0 && round >= 3 {
+            break;
         }
     }
     Ok(best)
