@@ -12,6 +12,7 @@ mod resize;
 mod small;
 
 use crate::prepare::Slot;
+use sinter_ir::ops::fused::{BaseKind, Fused, Step};
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
 use sinter_kernels::winograd::WinogradTile;
@@ -61,6 +62,20 @@ pub(crate) struct PackedInput {
     pub layout: PackLayout,
     /// Length of the packed data.
     pub bytes: u64,
+}
+
+/// For `op_type` = `kind`'s base op (e.g. `Conv`) or its fused form (`FusedConv`): the
+/// base op as `T`, the fused epilogue steps (none for the plain op), and the op type.
+pub(crate) fn base_op<'a, T: 'static>(
+    op: &'a dyn Op,
+    op_type: &str,
+    kind: BaseKind,
+) -> Option<(&'a T, Vec<Step>, &'static str)> {
+    if op_type == kind.base_op_type() {
+        return Some((op.as_any().downcast_ref::<T>()?, Vec::new(), kind.base_op_type()));
+    }
+    let f = op.as_any().downcast_ref::<Fused>().filter(|f| op_type == kind.fused_op_type() && f.kind == kind)?;
+    Some((f.base.as_any().downcast_ref::<T>()?, f.epilogue.steps.clone(), kind.fused_op_type()))
 }
 
 /// A weight's bytes as f32 (weights are 64-byte aligned in every plan).

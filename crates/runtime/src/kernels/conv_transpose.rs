@@ -8,7 +8,7 @@
 use super::conv::{finish_row, operand, valid_range, Operand, Weights};
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
-use sinter_ir::ops::fused::{BaseKind, Fused, Step, BASE_SLOTS};
+use sinter_ir::ops::fused::{BaseKind, Step, BASE_SLOTS};
 use sinter_ir::ops::nn::ConvTranspose;
 use sinter_ir::ops::Op;
 use sinter_ir::{IrError, Result, View, ViewMut};
@@ -59,17 +59,7 @@ impl ConvT2d {
         outputs: &[Slot],
         weights: Weights,
     ) -> Option<ConvT2d> {
-        let (ct, steps, name) = match op_type {
-            "ConvTranspose" => (op.as_any().downcast_ref::<ConvTranspose>()?, Vec::new(), "ConvTranspose"),
-            "FusedConvTranspose" => {
-                let f = op.as_any().downcast_ref::<Fused>()?;
-                if f.kind != BaseKind::ConvTranspose {
-                    return None;
-                }
-                (f.base.as_any().downcast_ref::<ConvTranspose>()?, f.epilogue.steps.clone(), "FusedConvTranspose")
-            }
-            _ => return None,
-        };
+        let (ct, steps, name) = super::base_op::<ConvTranspose>(op, op_type, BaseKind::ConvTranspose)?;
         let x = inputs.first()?.as_ref()?;
         let wt = inputs.get(1)?.as_ref()?;
         let y = outputs.first()?;

@@ -13,7 +13,7 @@ mod im2col;
 
 use super::{Exec, RunCtx, SyncPtr};
 use crate::prepare::Slot;
-use sinter_ir::ops::fused::{apply_unary, BaseKind, BinOp, Fused, Step, BASE_SLOTS};
+use sinter_ir::ops::fused::{apply_unary, BaseKind, BinOp, Step, BASE_SLOTS};
 use sinter_ir::ops::nn::Conv;
 use sinter_ir::ops::Op;
 use sinter_ir::{IrError, Result, View, ViewMut};
@@ -97,17 +97,7 @@ impl Conv2d {
         outputs: &[Slot],
         weights: Weights,
     ) -> Option<Conv2d> {
-        let (conv, steps, name) = match op_type {
-            "Conv" => (op.as_any().downcast_ref::<Conv>()?, Vec::new(), "Conv"),
-            "FusedConv" => {
-                let f = op.as_any().downcast_ref::<Fused>()?;
-                if f.kind != BaseKind::Conv {
-                    return None;
-                }
-                (f.base.as_any().downcast_ref::<Conv>()?, f.epilogue.steps.clone(), "FusedConv")
-            }
-            _ => return None,
-        };
+        let (conv, steps, name) = super::base_op::<Conv>(op, op_type, BaseKind::Conv)?;
         let x = inputs.first()?.as_ref()?;
         let wt = inputs.get(1)?.as_ref()?;
         let y = outputs.first()?;
