@@ -90,7 +90,9 @@ unsafe fn half<const NV: usize>(t: &Tile, r0: usize) {
     }
     // SAFETY: rows r0..r0+4 of each A k step are inside its MR floats, and the
     // tile's panels hold kc steps (caller contract).
-    let mut acc = unsafe { accumulate::<NV>(t.a.add(r0), t.b, t.kc, &acc) };
+    // Each half prefetches its half of the next A block (see `Tile::a_next`).
+    let a_next = if t.a_next.is_null() { t.a_next } else { t.a_next.wrapping_add(r0 / HALF * (t.kc * MR / 2)) };
+    let mut acc = unsafe { accumulate::<NV>(t.a.add(r0), t.b, t.kc, a_next, &acc) };
     for (r, acc_row) in acc.iter_mut().enumerate() {
         if r >= rows {
             continue;
@@ -137,12 +139,20 @@ unsafe fn accumulate<const NV: usize>(
     mut a: *const f32,
     mut b: *const f32,
     kc: usize,
+    a_next: *const f32,
     init: &[[__m256; NV]; HALF],
 ) -> [[__m256; NV]; HALF] {
     // A fresh local (not the by-value argument, which LLVM keeps in memory and
     // stores to on every k step).
     let mut acc = *init;
-    for _ in 0..kc {
+    // Half of the next A block's kc/2 lines: one every fourth k step.
+    let mut a_pf = a_next;
+    let pf_step = if a_next.is_null() { 0 } else { 16 };
+    for i in 0..kc {
+        if pf_step != 0 && i % 4 == 0 {
+            _mm_prefetch::<_MM_HINT_T0>(a_pf as *const i8);
+            a_pf = a_pf.wrapping_add(pf_step);
+        }
         // The B panel streams from L2 on the first pass: prefetch its 96-byte k step
         // (two lines cover it) PF_DIST steps ahead. A hint: past-the-end is harmless.
         _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PF_DIST * NR) as *const i8);

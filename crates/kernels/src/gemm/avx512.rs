@@ -76,12 +76,12 @@ unsafe fn kernel<const NV: usize>(t: &Tile) {
             }
         }
         // SAFETY: the tile's A and B panels hold kc steps (caller contract).
-        unsafe { accumulate::<NV, false>(t.a, t.b, t.kc, &acc) }
+        unsafe { accumulate::<NV, false>(t.a, t.b, t.kc, t.a_next, &acc) }
     } else {
         // The first K block starts from zero in registers: no initial tile to pass
         // through memory (a visible cost when k is small, as in a network's first layers).
         // SAFETY: as above.
-        unsafe { accumulate::<NV, true>(t.a, t.b, t.kc, &[[_mm512_setzero_ps(); NV]; MR]) }
+        unsafe { accumulate::<NV, true>(t.a, t.b, t.kc, t.a_next, &[[_mm512_setzero_ps(); NV]; MR]) }
     };
     for (r, acc_row) in acc.iter_mut().enumerate() {
         if r >= t.rows {
@@ -124,12 +124,20 @@ unsafe fn accumulate<const NV: usize, const ZERO: bool>(
     mut a: *const f32,
     mut b: *const f32,
     kc: usize,
+    a_next: *const f32,
     init: &[[__m512; NV]; MR],
 ) -> [[__m512; NV]; MR] {
     // A fresh local (not the by-value argument, which LLVM keeps in memory and
     // stores to on every k step); `ZERO` ignores `init`, so it is never read.
     let mut acc = if ZERO { [[_mm512_setzero_ps(); NV]; MR] } else { *init };
-    for _ in 0..kc {
+    // One 64-byte line of the next A block (two k steps of it) every other step.
+    let mut a_pf = a_next;
+    let pf_step = if a_next.is_null() { 0 } else { MR };
+    for i in 0..kc {
+        if pf_step != 0 && i % 2 == 0 {
+            _mm_prefetch::<_MM_HINT_T0>(a_pf as *const i8);
+        }
+        a_pf = a_pf.wrapping_add(pf_step);
         for v in 0..NV {
             // Prefetch is a hint: an address past the panel is harmless.
             _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PF_DIST * NR + v * LANES) as *const i8);

@@ -30,6 +30,11 @@ pub(super) struct Tile {
     /// the tail kernel `kc × cols` (exactly the tile's columns).
     pub b: *const f32,
     pub kc: usize,
+    /// Null, or the A block the next row of tiles will read (`kc × MR` floats), for
+    /// the kernel to prefetch while it computes: weights stream from memory once per
+    /// inference, and a panel used by only a few tiles (small feature maps) cannot
+    /// hide that latency by itself. A hint: it may point past A.
+    pub a_next: *const f32,
     /// C at the tile's first row and column.
     pub c: *mut f32,
     pub ldc: usize,
@@ -309,6 +314,9 @@ unsafe fn run_task(
             }
             let last = pc + kc >= k;
             let bp = block.as_ptr();
+            // How far ahead A is prefetched: a row of one or two tiles (small maps)
+            // computes too briefly to cover a memory round trip for the next one.
+            let pf_rows = if panels <= 2 { 2 * MR } else { MR };
             let mut ir = rows.0;
             while ir < rows.1 {
                 let tile_rows = MR.min(rows.1 - ir);
@@ -324,6 +332,17 @@ unsafe fn run_task(
                         ldr: epi.residual.map_or(0, |r| r.ld),
                         act: epi.act,
                     });
+                    // The first tile of a row prefetches a later row's A block (or the
+                    // first row's next K block); later tiles find this row's in cache.
+                    let a_next = if q > 0 {
+                        std::ptr::null()
+                    } else if ir + pf_rows < rows.1 {
+                        a_data.wrapping_add((ir + pf_rows) * k + pc * MR)
+                    } else if !last {
+                        a_data.wrapping_add(rows.0 * k + (pc + kc) * MR)
+                    } else {
+                        std::ptr::null()
+                    };
                     let kernel = match tail {
                         Some(tail) if q == full => tail,
                         _ => spec.kernel,
@@ -336,6 +355,7 @@ unsafe fn run_task(
                         // (the last one kc × rem when the tail kernel takes it).
                         b: unsafe { bp.add(q * kc * nr) },
                         kc,
+                        a_next,
                         // SAFETY: (ir, col0) is inside this task's rectangle of C.
                         c: unsafe { c.add(ir * ldc + col0) },
                         ldc,
