@@ -225,6 +225,19 @@ fn wide_outputs_split_into_blocks() {
     .check();
 }
 
+/// The padded, phase-split input copy: strides larger than the kernel (unread phases),
+/// pads larger than the stride, a 1-wide output, and K and N both spanning several
+/// GEMM blocks with output rows cut at panel boundaries.
+#[test]
+fn padded_phase_split_edges() {
+    Case { strides: [3, 3], pads: [1, 2, 0, 1], ..case([1, 3, 17, 19], 5, [2, 2], 1) }.check();
+    Case { strides: [2, 2], ..case([1, 2, 3, 3], 9, [3, 3], 1) }.check();
+    Case { strides: [2, 3], dilations: [2, 1], pads: [3, 2, 1, 3], bias: true, ..case([2, 4, 13, 16], 6, [3, 4], 2) }
+        .check();
+    // kdim 12·25 = 300 (two K blocks), 35·18 = 630 columns in rows of 35.
+    Case { strides: [2, 2], pads: [2, 2, 2, 2], bias: true, ..case([1, 12, 36, 70], 17, [5, 5], 1) }.check();
+}
+
 #[test]
 fn every_unary_step() {
     let unary = [

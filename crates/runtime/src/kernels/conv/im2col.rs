@@ -9,42 +9,109 @@ use std::cell::RefCell;
 /// B = im2col(x) for one image and group: `cg·kh·kw` rows, `oh·ow` columns.
 pub(super) struct ConvB<'a> {
     pub conv: &'a Conv2d,
-    /// The group's input channels, `[cg, h, w]`, or with `phased` their phase split
-    /// (`[cg, h, sw, phase_len]`, see [`split_phases`]).
+    /// The group's input channels: `[cg, h, w]` for [`Layout::Plain`], or their padded,
+    /// phase-split copy for [`Layout::Padded`].
     pub x: &'a [f32],
-    pub phased: bool,
+    pub layout: Layout,
 }
 
-/// Splits every row of `x` (`[.., w]` rows) by column phase for stride `sw`: row `r`
-/// becomes `sw` rows of `pl = ceil(w / sw)` where phase `p` holds columns `p, p + sw, …`
-/// (zero past the end). With it, the input columns `ox·sw + off` of consecutive outputs
-/// are consecutive floats of one phase row.
-pub(super) fn split_phases(x: &[f32], w: usize, sw: usize, pl: usize, out: &mut [f32]) {
-    for (xrow, phases) in x.chunks_exact(w).zip(out.chunks_exact_mut(sw * pl)) {
-        for (p, dst) in phases.chunks_exact_mut(pl).enumerate() {
-            let src = xrow.get(p..).unwrap_or(&[]);
-            let n = src.len().div_ceil(sw).min(pl);
-            for (d, s) in dst[..n].iter_mut().zip(src.iter().step_by(sw)) {
-                *d = *s;
+/// How [`ConvB::x`] holds the input.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Layout {
+    /// The input itself; taps outside it are zero (bounds checked per row segment).
+    Plain,
+    /// Written by [`pad_split`]: every tap of every output is inside it, and the taps of
+    /// consecutive outputs of a row are consecutive floats.
+    Padded(Padded),
+}
+
+/// The zero-padded, column-phase-split copy of a convolution's input.
+///
+/// Each channel is `hp` rows of the padded input (exactly the rows the windows read),
+/// each row split by column phase for stride `sw`: phase `p` holds the padded columns
+/// `p, p + sw, …` (`pl` of them). Tap `(ky, kx)` of output `(oy, ox)` is then float
+/// `ox + (kx·dw) / sw` of phase `(kx·dw) % sw` of row `oy·sh + ky·dh`: contiguous in `ox`,
+/// with no bounds to check, so packing B is a few straight copies per row of a block.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Padded {
+    pub hp: usize,
+    pub pl: usize,
+    pub sw: usize,
+}
+
+impl Padded {
+    /// The layout for `conv`, or `None` if its size overflows.
+    pub fn new(conv: &Conv2d) -> Option<Padded> {
+        let hp = (conv.oh - 1).checked_mul(conv.sh)?.checked_add((conv.kh - 1).checked_mul(conv.dh)?)? + 1;
+        let wp = (conv.ow - 1).checked_mul(conv.sw)?.checked_add((conv.kw - 1).checked_mul(conv.dw)?)? + 1;
+        let p = Padded { hp, pl: wp.div_ceil(conv.sw), sw: conv.sw };
+        hp.checked_mul(p.sw)?.checked_mul(p.pl)?.checked_mul(conv.cg())?;
+        Some(p)
+    }
+    /// Floats of one channel.
+    pub fn plane(&self) -> usize {
+        self.hp * self.sw * self.pl
+    }
+}
+
+/// Writes channels of `x` (`[.., h, w]` planes) into `out` (whole planes of `layout`).
+pub(super) fn pad_split(conv: &Conv2d, layout: &Padded, x: &[f32], out: &mut [f32]) {
+    let (sw, pl) = (layout.sw, layout.pl);
+    let plane = conv.h * conv.w;
+    for (xc, oc) in x.chunks_exact(plane).zip(out.chunks_exact_mut(layout.plane())) {
+        for (py, orow) in oc.chunks_exact_mut(sw * pl).enumerate() {
+            let iy = py as i64 - conv.ph;
+            if iy < 0 || iy >= conv.h as i64 {
+                orow.fill(0.0);
+                continue;
             }
-            dst[n..].fill(0.0);
+            let xrow = &xc[iy as usize * conv.w..][..conv.w];
+            for (p, dst) in orow.chunks_exact_mut(pl).enumerate() {
+                // Padded column t·sw + p is input column t·sw + p − pw.
+                let off = p as i64 - conv.pw;
+                let (lo, hi) = valid_range(off, sw, conv.w, pl);
+                dst[..lo].fill(0.0);
+                dst[hi..].fill(0.0);
+                if lo < hi {
+                    let start = (lo as i64 * sw as i64 + off) as usize;
+                    let dst = &mut dst[lo..hi];
+                    if sw == 1 {
+                        dst.copy_from_slice(&xrow[start..start + dst.len()]);
+                    } else {
+                        for (d, s) in dst.iter_mut().zip(xrow[start..].iter().step_by(sw)) {
+                            *d = *s;
+                        }
+                    }
+                }
+            }
         }
     }
+}
+
+/// One straight copy of a packed block: `len` floats from `src` (relative to a tap's
+/// first float) to `dst` (relative to the block row's first float).
+#[derive(Clone, Copy)]
+struct Seg {
+    src: usize,
+    dst: usize,
+    len: usize,
 }
 
 thread_local! {
     /// One im2col row segment (reused; grows to the widest block a thread packs).
     static ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The copies of one padded block (reused; grows to the most a thread needs).
+    static SEGS: RefCell<Vec<Seg>> = const { RefCell::new(Vec::new()) };
 }
 
 impl ConvB<'_> {
-    /// Writes row `kk` of the im2col matrix, columns `n0..n0 + row.len()`, into `row`.
+    /// Writes row `kk` of the im2col matrix of a [`Layout::Plain`] input, columns
+    /// `n0..n0 + row.len()`, into `row`.
     pub(super) fn fill_row(&self, kk: usize, n0: usize, row: &mut [f32]) {
         let cv = self.conv;
         let (c, r) = (kk / (cv.kh * cv.kw), kk % (cv.kh * cv.kw));
         let (ky, kx) = (r / cv.kw, r % cv.kw);
-        let (sw, pl) = (cv.sw, cv.phase_len());
-        let plane = if self.phased { cv.h * sw * pl } else { cv.h * cv.w };
+        let plane = cv.h * cv.w;
         let xc = &self.x[c * plane..][..plane];
         let off = (kx * cv.dw) as i64 - cv.pw;
         let (lo_all, hi_all) = valid_range(off, cv.sw, cv.w, cv.ow);
@@ -73,21 +140,53 @@ impl ConvB<'_> {
                 // lo * sw + off >= 0 by construction of the valid range.
                 let start = (lo as i64 * cv.sw as i64 + off) as usize;
                 let dst = &mut dst[lo - ox0..hi - ox0];
-                if self.phased {
-                    // Phase row `start % sw` of input row `iy`, from index `start / sw`.
-                    let row = &xc[(iy as usize * sw + start % sw) * pl..][..pl];
-                    dst.copy_from_slice(&row[start / sw..start / sw + dst.len()]);
-                } else if cv.sw == 1 {
-                    let xrow = &xc[iy as usize * cv.w..][..cv.w];
+                let xrow = &xc[iy as usize * cv.w..][..cv.w];
+                if cv.sw == 1 {
                     dst.copy_from_slice(&xrow[start..start + dst.len()]);
                 } else {
-                    let xrow = &xc[iy as usize * cv.w..][..cv.w];
                     for (d, s) in dst.iter_mut().zip(xrow[start..].iter().step_by(cv.sw)) {
                         *d = *s;
                     }
                 }
             }
         }
+    }
+
+    /// [`BSource::pack`] from a [`Layout::Padded`] input: the block's output positions
+    /// cut into runs (at output-row and panel boundaries) once, then for each K row the
+    /// same runs copied from that row's tap.
+    #[allow(clippy::too_many_arguments)]
+    fn pack_padded(&self, p: &Padded, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        let cv = self.conv;
+        let row = p.sw * p.pl;
+        SEGS.with(|segs| {
+            let mut segs = segs.borrow_mut();
+            segs.clear();
+            let mut j = 0;
+            while j < nc {
+                let (oy, ox) = ((n0 + j) / cv.ow, (n0 + j) % cv.ow);
+                let len = (cv.ow - ox).min(nc - j).min(nr - j % nr);
+                segs.push(Seg { src: oy * cv.sh * row + ox, dst: (j / nr) * kc * nr + j % nr, len });
+                j += len;
+            }
+            // Columns past nc in the last panel are zero.
+            let pad = nc.div_ceil(nr) * nr - nc;
+            let pad_at = (nc / nr) * kc * nr + nc % nr;
+            let taps = cv.kh * cv.kw;
+            for kk in 0..kc {
+                let (c, t) = ((k0 + kk) / taps, (k0 + kk) % taps);
+                let (ky, kx) = (t / cv.kw, t % cv.kw);
+                let xoff = kx * cv.dw;
+                let tap = &self.x[c * p.plane() + ky * cv.dh * row + (xoff % p.sw) * p.pl + xoff / p.sw..];
+                let out = &mut dst[kk * nr..];
+                for s in segs.iter() {
+                    out[s.dst..s.dst + s.len].copy_from_slice(&tap[s.src..s.src + s.len]);
+                }
+                if pad > 0 {
+                    out[pad_at..pad_at + pad].fill(0.0);
+                }
+            }
+        });
     }
 }
 
@@ -101,6 +200,9 @@ impl BSource for ConvB<'_> {
     }
 
     fn pack(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        if let Layout::Padded(p) = self.layout {
+            return self.pack_padded(&p, k0, kc, n0, nc, nr, dst);
+        }
         let panels = nc.div_ceil(nr);
         let width = panels * nr;
         ROW.with(|row| {

@@ -63,6 +63,9 @@ pub(crate) struct Conv2d {
     dw_geom: Option<sinter_kernels::depthwise::DwGeom>,
     /// Set when this 3×3 stride-1 convolution runs by Winograd instead of packed GEMM.
     winograd: Option<WinogradConv>,
+    /// For kernels larger than 1×1: the padded, phase-split input copy its GEMM packs
+    /// im2col from.
+    padded: Option<im2col::Padded>,
 }
 
 /// The part of the epilogue the GEMM applies in registers; the rest runs per row.
@@ -162,8 +165,12 @@ impl Conv2d {
             weights,
             dw_geom: None,
             winograd: None,
+            padded: None,
         };
         let mut conv2d = conv2d;
+        if kh * kw > 1 {
+            conv2d.padded = Some(im2col::Padded::new(&conv2d)?);
+        }
         if conv2d.depthwise() && conv2d.ph >= 0 && conv2d.pw >= 0 {
             conv2d.dw_geom = sinter_kernels::depthwise::DwGeom::new(
                 [h, w],
@@ -429,17 +436,19 @@ impl Conv2d {
     }
 }
 
-/// Output positions up to which a convolution's im2col matrix is written out once
-/// (in parallel) before its GEMM, instead of packed per cache block: small feature maps,
-/// where per-block packing repeats per task and short rows make it expensive.
+/// Output positions up to which a 1×1 strided or padded convolution's im2col matrix is
+/// written out once (in parallel) before its GEMM, instead of packed per cache block:
+/// small feature maps, where per-block packing repeats per task and its short strided
+/// rows make it expensive.
 const MATERIALIZE_COLS: usize = 1024;
 /// Largest im2col matrix written out (floats).
 const MATERIALIZE_FLOATS: usize = 4 << 20;
 
 impl Conv2d {
-    /// One group's GEMM with the implicit im2col of `xg` as B: phase-split first for
-    /// strided convolutions (every im2col row segment then is a contiguous copy), and
-    /// the whole matrix written out first for small feature maps.
+    /// One group's GEMM with the implicit im2col of `xg` as B. Kernels larger than 1×1
+    /// first copy the input padded and phase-split (in parallel over channels), so
+    /// packing B is straight copies; a strided or padded 1×1 kernel reads each input
+    /// float at most once, so it packs from the input itself.
     fn gemm_im2col(
         &self,
         xg: &[f32],
@@ -449,60 +458,66 @@ impl Conv2d {
         cx: &RunCtx,
     ) -> std::result::Result<(), sinter_kernels::KernelError> {
         let cols = self.cols();
-        let mut with_b = |b: &im2col::ConvB| -> std::result::Result<(), sinter_kernels::KernelError> {
-            let kdim = self.kdim();
-            let small = cols <= MATERIALIZE_COLS && kdim.saturating_mul(cols) <= MATERIALIZE_FLOATS;
-            if !small {
-                return sinter_kernels::sgemm(cx.isa, a, b, yg, cols, epi, cx.pool);
-            }
-            IM2COL.with(|buf| {
-                let mut buf = buf.borrow_mut();
-                if buf.len() < kdim * cols {
-                    buf.resize(kdim * cols, 0.0);
-                }
-                let buf = &mut buf[..kdim * cols];
-                let rows_per_task = kdim.div_ceil(cx.pool.threads() * 4).max(1);
-                let bp = SyncPtr(buf.as_mut_ptr());
-                cx.pool.parallel_for(kdim.div_ceil(rows_per_task), &|t| {
-                    for kk in t * rows_per_task..((t + 1) * rows_per_task).min(kdim) {
-                        // SAFETY: row `kk` (`cols` floats at `kk * cols`, inside the
-                        // `kdim * cols` buffer) is written by this task only.
-                        let row = unsafe { std::slice::from_raw_parts_mut(bp.get().add(kk * cols), cols) };
-                        b.fill_row(kk, 0, row);
-                    }
-                });
-                let m = Matrix::new(buf, kdim, cols, cols)?;
-                sinter_kernels::sgemm(cx.isa, a, &m, yg, cols, epi, cx.pool)
-            })
+        let Some(padded) = self.padded else {
+            return self.gemm_plain(xg, a, yg, epi, cx);
         };
-        if self.sw > 1 && self.kw > 1 {
-            // Split each input row by column phase once (in parallel over channels), so
-            // every im2col row segment is a contiguous copy instead of a strided gather.
-            // (A 1-wide kernel reads each input column at most once: nothing to share.)
-            PHASES.with(|buf| {
-                let mut buf = buf.borrow_mut();
-                let per_channel = self.h * self.sw * self.phase_len();
-                let need = self.cg() * per_channel;
-                if buf.len() < need {
-                    buf.resize(need, 0.0);
-                }
-                let plane = self.h * self.w;
-                let chunk = self.cg().div_ceil(cx.pool.threads() * 4).max(1);
-                let bp = SyncPtr(buf.as_mut_ptr());
-                cx.pool.parallel_for(self.cg().div_ceil(chunk), &|t| {
-                    let (c0, c1) = (t * chunk, ((t + 1) * chunk).min(self.cg()));
-                    // SAFETY: channels `c0..c1` of the split (`per_channel` floats each,
-                    // inside the `need`-float buffer) are written by this task only.
-                    let out = unsafe {
-                        std::slice::from_raw_parts_mut(bp.get().add(c0 * per_channel), (c1 - c0) * per_channel)
-                    };
-                    im2col::split_phases(&xg[c0 * plane..c1 * plane], self.w, self.sw, self.phase_len(), out);
-                });
-                with_b(&im2col::ConvB { conv: self, x: &buf[..need], phased: true })
-            })
-        } else {
-            with_b(&im2col::ConvB { conv: self, x: xg, phased: false })
+        PHASES.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let need = self.cg() * padded.plane();
+            if buf.len() < need {
+                buf.resize(need, 0.0);
+            }
+            let (plane, padded_plane) = (self.h * self.w, padded.plane());
+            let chunk = self.cg().div_ceil(cx.pool.threads() * 4).max(1);
+            let bp = SyncPtr(buf.as_mut_ptr());
+            cx.pool.parallel_for(self.cg().div_ceil(chunk), &|t| {
+                let (c0, c1) = (t * chunk, ((t + 1) * chunk).min(self.cg()));
+                // SAFETY: channels `c0..c1` of the copy (`padded_plane` floats each,
+                // inside the `need`-float buffer) are written by this task only.
+                let out = unsafe {
+                    std::slice::from_raw_parts_mut(bp.get().add(c0 * padded_plane), (c1 - c0) * padded_plane)
+                };
+                im2col::pad_split(self, &padded, &xg[c0 * plane..c1 * plane], out);
+            });
+            let b = im2col::ConvB { conv: self, x: &buf[..need], layout: im2col::Layout::Padded(padded) };
+            sinter_kernels::sgemm(cx.isa, a, &b, yg, cols, epi, cx.pool)
+        })
+    }
+
+    /// [`Self::gemm_im2col`] for a 1×1 kernel with strides or padding.
+    fn gemm_plain(
+        &self,
+        xg: &[f32],
+        a: &PackedA,
+        yg: &mut [f32],
+        epi: &Epilogue,
+        cx: &RunCtx,
+    ) -> std::result::Result<(), sinter_kernels::KernelError> {
+        let (cols, kdim) = (self.cols(), self.kdim());
+        let b = im2col::ConvB { conv: self, x: xg, layout: im2col::Layout::Plain };
+        let small = cols <= MATERIALIZE_COLS && kdim.saturating_mul(cols) <= MATERIALIZE_FLOATS;
+        if !small {
+            return sinter_kernels::sgemm(cx.isa, a, &b, yg, cols, epi, cx.pool);
         }
+        IM2COL.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            if buf.len() < kdim * cols {
+                buf.resize(kdim * cols, 0.0);
+            }
+            let buf = &mut buf[..kdim * cols];
+            let rows_per_task = kdim.div_ceil(cx.pool.threads() * 4).max(1);
+            let bp = SyncPtr(buf.as_mut_ptr());
+            cx.pool.parallel_for(kdim.div_ceil(rows_per_task), &|t| {
+                for kk in t * rows_per_task..((t + 1) * rows_per_task).min(kdim) {
+                    // SAFETY: row `kk` (`cols` floats at `kk * cols`, inside the
+                    // `kdim * cols` buffer) is written by this task only.
+                    let row = unsafe { std::slice::from_raw_parts_mut(bp.get().add(kk * cols), cols) };
+                    b.fill_row(kk, 0, row);
+                }
+            });
+            let m = Matrix::new(buf, kdim, cols, cols)?;
+            sinter_kernels::sgemm(cx.isa, a, &m, yg, cols, epi, cx.pool)
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -543,7 +558,7 @@ impl Conv2d {
 }
 
 thread_local! {
-    /// The phase-split input of a strided convolution (see `im2col::split_phases`).
+    /// The padded, phase-split input of a convolution (see `im2col::pad_split`).
     static PHASES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// A small convolution's whole im2col matrix.
     static IM2COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
