@@ -249,8 +249,10 @@ fn non_finite(isa: Isa) {
 fn large_blocks(isa: Isa) {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let pool = ThreadPool::new(1);
-    // k beyond every tier's KC (several K blocks), n beyond NC (several N blocks).
-    for (m, n, k) in [(17, 1250, 37), (11, 40, 777), (33, 1201, 530)] {
+    // k beyond every tier's KC (several K blocks), n beyond NC (several N blocks); a
+    // narrow B that the x86 tiers take in one K block of 777 (`whole_k_floats`); and a
+    // 5-column tail panel over three K blocks of a B too large for that.
+    for (m, n, k) in [(17, 1250, 37), (11, 40, 777), (33, 1201, 530), (13, 581, 700)] {
         let case = Case::random(&mut rng, m, n, k).with_epilogue(&mut rng, Activation::Clip { lo: -2.0, hi: 2.0 });
         check(&case, &case.run(isa, n + 1, &pool, None), n + 1, "large k/n");
     }
@@ -273,7 +275,8 @@ fn threads_agree(isa: Isa) {
 
 /// Every column tail of every tier's panel width (the x86 tiers run tails of up to 8
 /// columns through a separate row-vectorized kernel, wider ones masked): n = 1..=70
-/// and a few `k·48 + 1` / `+ 4` widths, odd m and k (k = 300: two K blocks), ldc > n,
+/// and a few `k·48 + 1` / `+ 4` widths, odd m and k (k = 300: two K blocks where the
+/// tier blocks K this narrow a B; `large_blocks` covers tails over K blocks), ldc > n,
 /// the full epilogue with a `post` callback, and 1 to 3 threads, each bitwise equal to
 /// the 1-thread result.
 fn column_tails(isa: Isa) {

@@ -72,6 +72,12 @@ pub(super) struct Spec {
     pub kc: usize,
     /// N block, a multiple of `nr`: `kc × nc` packed B floats should fill about half of L2.
     pub nc: usize,
+    /// A GEMM whose whole `k × n` B (`n` rounded up to panels, at most `nc`) is at most
+    /// this many floats runs with one K block instead of `kc`: small feature maps
+    /// (ResNet's 14×14 and 7×7 layers) then store and reload C once instead of once per
+    /// K block, and stream each A panel contiguously. It depends only on `k` and `n`,
+    /// so results stay independent of the thread count. 0 turns it off.
+    pub whole_k_floats: usize,
     pub kernel: KernelFn,
     /// Column granularity of `kernel`'s work (for [`split`]): a partial panel costs
     /// whole vectors (masked), or on NEON the whole panel (it computes all 12).
@@ -105,6 +111,7 @@ pub(super) fn spec(isa: Isa) -> Spec {
             nr: super::avx512::NR,
             kc: 256,
             nc: 576,
+            whole_k_floats: WHOLE_K_X86,
             kernel: super::avx512::tile,
             lanes: 16,
             // ymm FMAs: half the flops of the main kernel's zmm ones.
@@ -115,15 +122,39 @@ pub(super) fn spec(isa: Isa) -> Spec {
             nr: super::avx2::NR,
             kc: 256,
             nc: 576,
+            whole_k_floats: WHOLE_K_X86,
             kernel: super::avx2::tile,
             lanes: 8,
             tail: Some(TailSpec { max_cols: super::tail::MAX_COLS, kernel: super::tail::tile, cost: 1 }),
         },
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => Spec { nr: super::neon::NR, kc: 256, nc: 576, kernel: super::neon::tile, lanes: 12, tail: None },
-        _ => Spec { nr: super::scalar::NR, kc: 256, nc: 512, kernel: super::scalar::tile, lanes: 8, tail: None },
+        Isa::Neon => Spec {
+            nr: super::neon::NR,
+            kc: 256,
+            nc: 576,
+            whole_k_floats: 0,
+            kernel: super::neon::tile,
+            lanes: 12,
+            tail: None,
+        },
+        _ => Spec {
+            nr: super::scalar::NR,
+            kc: 256,
+            nc: 512,
+            whole_k_floats: 0,
+            kernel: super::scalar::tile,
+            lanes: 8,
+            tail: None,
+        },
     }
 }
+
+/// [`Spec::whole_k_floats`] on x86_64: 1 MiB of B, half the L2 of the Zen 5 and
+/// Sapphire Rapids class cloud cores these tiers target; there one K block was 4–7 %
+/// faster on ResNet-50's 1×1 layers at 14×14 and 7×7 with cold weights (`cold_gemm`
+/// example), and no slower where B is larger. Boards (NEON) have smaller L2s: off.
+#[cfg(target_arch = "x86_64")]
+const WHOLE_K_X86: usize = 1 << 18;
 
 /// Columns per packed B panel for `isa` (what [`BSource::pack`] is asked for, except
 /// for a narrow last panel of the x86 tiers, packed exactly as wide as it is), so
@@ -159,6 +190,10 @@ pub(super) fn run(
     pool: &ThreadPool,
 ) {
     let (m, n) = (a.m, b.cols());
+    let mut spec = spec;
+    if a.k.saturating_mul(n.div_ceil(spec.nr).saturating_mul(spec.nr).min(spec.nc)) <= spec.whole_k_floats {
+        spec.kc = spec.kc.max(a.k);
+    }
     let (mt, nt) = split(&spec, m, n, a.k, pool.threads());
     let m_chunk = m.div_ceil(MR).div_ceil(mt) * MR;
     let n_chunk = n.div_ceil(spec.nr).div_ceil(nt) * spec.nr;
@@ -167,7 +202,7 @@ pub(super) fn run(
         let (m0, n0) = ((t / nt) * m_chunk, (t % nt) * n_chunk);
         if m0 < m && n0 < n {
             let (m1, n1) = ((m0 + m_chunk).min(m), (n0 + n_chunk).min(n));
-            with_scratch(spec.kc * spec.nc, |scratch| {
+            with_scratch(spec.kc * spec.nc.min(n.div_ceil(spec.nr) * spec.nr), |scratch| {
                 // SAFETY: tasks partition C into the disjoint rectangles
                 // [m0, m1) × [n0, n1), inside the validated `m × n` (stride ldc)
                 // extent of `c`, which stays borrowed until `parallel_for` returns.
