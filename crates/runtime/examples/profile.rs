@@ -19,8 +19,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ctx.run()?;
     }
     let mut per_kernel: Vec<(String, String, Duration)> = Vec::new();
+    let mut run_sums = Vec::with_capacity(runs);
     for r in 0..runs {
-        for (i, k) in ctx.profile()?.into_iter().enumerate() {
+        let times = ctx.profile()?;
+        run_sums.push(times.iter().map(|k| k.time).sum::<Duration>());
+        for (i, k) in times.into_iter().enumerate() {
             if r == 0 {
                 per_kernel.push((k.op_type, k.node, k.time));
             } else {
@@ -29,10 +32,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let total: Duration = per_kernel.iter().map(|k| k.2).sum();
+    run_sums.sort();
     println!(
-        "{} kernels, sum of per-kernel minima {:.3} ms ({} on {} threads)",
+        "{} kernels, sum of per-kernel minima {:.3} ms, median run {:.3} ms ({} on {} threads)",
         per_kernel.len(),
         ms(total),
+        ms(run_sums.get(run_sums.len() / 2).copied().unwrap_or_default()),
         engine.isa(),
         engine.threads()
     );
