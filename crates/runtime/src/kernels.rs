@@ -33,17 +33,41 @@ pub(crate) trait Exec: Send + Sync {
 
 /// A pointer to disjoint parts of one output, shared by the tasks of a parallel loop.
 #[derive(Clone, Copy)]
-pub(crate) struct SyncPtr(pub *mut f32);
+struct SyncPtr(*mut f32);
 
-// SAFETY: tasks write pairwise disjoint ranges behind the pointer (each use says why),
+// SAFETY: tasks write pairwise disjoint ranges behind the pointer (see `par_chunks`),
 // and the parallel loop returns only after every task has finished.
 unsafe impl Send for SyncPtr {}
 unsafe impl Sync for SyncPtr {}
 
 impl SyncPtr {
-    pub(crate) fn get(self) -> *mut f32 {
+    /// A method (not `.0`) so closures capture the whole `Sync` wrapper.
+    fn get(self) -> *mut f32 {
         self.0
     }
+}
+
+/// Runs `fill(first, chunk)` on `pool` for consecutive groups of `per_task` items of
+/// `out` (`item_len` floats each; a last partial item is not handed out): `chunk` is
+/// items `first..first + per_task` (fewer in the last task), written by that task only.
+pub(crate) fn par_chunks(
+    pool: &ThreadPool,
+    out: &mut [f32],
+    item_len: usize,
+    per_task: usize,
+    fill: &(dyn Fn(usize, &mut [f32]) + Sync),
+) {
+    let items = out.len().checked_div(item_len).unwrap_or(0);
+    let per_task = per_task.max(1);
+    let op = SyncPtr(out.as_mut_ptr());
+    pool.parallel_for(items.div_ceil(per_task), &|t| {
+        let (first, end) = (t * per_task, ((t + 1) * per_task).min(items));
+        // SAFETY: items `first..end` (`item_len` floats each, inside `out` since
+        // `end <= items = out.len() / item_len`) belong to task `t` alone, and `out`
+        // stays borrowed until `parallel_for` has returned.
+        let chunk = unsafe { std::slice::from_raw_parts_mut(op.get().add(first * item_len), (end - first) * item_len) };
+        fill(first, chunk);
+    });
 }
 
 /// Evaluates through the op's definition in `sinter-ir`.

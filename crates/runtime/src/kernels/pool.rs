@@ -1,7 +1,7 @@
 //! 2-D f32 MaxPool / AveragePool and GlobalAveragePool / GlobalMaxPool through the SIMD
 //! kernels of `sinter-kernels`, threaded over channel planes.
 
-use super::{Exec, RunCtx, SyncPtr};
+use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::nn::{GlobalPool, Pool, PoolKind};
 use sinter_ir::ops::Op;
@@ -90,18 +90,13 @@ impl Exec for Pool2d {
         }
         // Enough planes per task to amortize the dispatch on small feature maps.
         let per_task = (16384 / (self.in_plane + 1)).clamp(1, self.planes.div_ceil(cx.pool.threads()));
-        let tasks = self.planes.div_ceil(per_task);
-        let yp = SyncPtr(y.as_mut_ptr());
         let failed = AtomicBool::new(false);
         let (isa, kind, in_plane, out_plane) = (cx.isa, self.kind, self.in_plane, self.out_plane);
-        cx.pool.parallel_for(tasks, &|t| {
+        par_chunks(cx.pool, y, out_plane, per_task, &|first, out| {
             SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
-                for p in t * per_task..((t + 1) * per_task).min(self.planes) {
+                for (p, yp) in (first..).zip(out.chunks_exact_mut(out_plane)) {
                     let xp = &x[p * in_plane..][..in_plane];
-                    // SAFETY: output plane `p` (`out_plane` floats at `p * out_plane`,
-                    // inside `y`, whose length was checked above) is written by this task only.
-                    let yp = unsafe { std::slice::from_raw_parts_mut(yp.get().add(p * out_plane), out_plane) };
                     let r = match kind {
                         Kind::GlobalAverage => pooling::global_average_pool(isa, xp).map(|v| yp[0] = v),
                         Kind::GlobalMax => pooling::global_max_pool(isa, xp).map(|v| yp[0] = v),

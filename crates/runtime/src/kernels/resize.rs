@@ -2,7 +2,7 @@
 //! a gather per output row, and a plain copy of the previous output row when two
 //! output rows read the same input row (every integer upscale).
 
-use super::{Exec, RunCtx, SyncPtr};
+use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::nn::Resize;
 use sinter_ir::ops::Op;
@@ -70,8 +70,7 @@ impl Exec for NearestResize {
             return Err(IrError::Data("Resize: operand sizes do not match the plan".into()));
         }
         let (xi, yi) = (&self.idx[rank - 2], &self.idx[rank - 1]);
-        let yp = SyncPtr(y.as_mut_ptr());
-        cx.pool.parallel_for(planes, &|p| {
+        par_chunks(cx.pool, y, oh * ow, 1, &|p, out| {
             // The input plane of output plane `p`, through the leading axes' tables.
             let mut rem = p;
             let mut src = 0;
@@ -83,9 +82,6 @@ impl Exec for NearestResize {
                 stride *= self.in_shape[d];
             }
             let xp = &x[src..][..ih * iw];
-            // SAFETY: output plane `p` (`oh * ow` floats at `p * oh * ow`, inside `y`
-            // whose length was checked above) is written by this task only.
-            let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(p * oh * ow), oh * ow) };
             for r in 0..oh {
                 if r > 0 && xi[r] == xi[r - 1] {
                     let (prev, cur) = out.split_at_mut(r * ow);

@@ -11,7 +11,7 @@
 
 mod im2col;
 
-use super::{Exec, RunCtx, SyncPtr};
+use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{apply_unary, BaseKind, BinOp, Step, BASE_SLOTS};
 use sinter_ir::ops::nn::Conv;
@@ -369,13 +369,11 @@ impl Conv2d {
         self.check_len("weights", wt, self.m * kdim)?;
         let planes = self.n * self.m;
         let per_task = planes.div_ceil(cx.pool.threads() * 4).max(1);
-        let tasks = planes.div_ceil(per_task);
-        let yp = SyncPtr(y.as_mut_ptr());
         // Relu/Clip run in the kernel's registers when they are the whole epilogue.
         let act = if self.fused.post || self.fused.residual { Activation::None } else { self.fused.act };
         let in_register = !self.fused.post && !self.fused.residual;
         let failed = std::sync::atomic::AtomicBool::new(false);
-        cx.pool.parallel_for(tasks, &|t| {
+        par_chunks(cx.pool, y, cols, per_task, &|first, ys| {
             DW_SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
                 let need = match &self.dw_geom {
@@ -385,7 +383,7 @@ impl Conv2d {
                 if s.len() < need {
                     s.resize(need, 0.0);
                 }
-                let (first, end) = (t * per_task, ((t + 1) * per_task).min(planes));
+                let end = first + ys.len() / cols;
                 if let Some(g) = &self.dw_geom {
                     // One call per run of consecutive channels of one image.
                     let mut i0 = first;
@@ -393,10 +391,7 @@ impl Conv2d {
                         let (img, mc0) = (i0 / self.m, i0 % self.m);
                         let i1 = end.min((img + 1) * self.m);
                         let c = i1 - i0;
-                        // SAFETY: planes `i0..i1` of `y` (`cols` floats each from `i0 * cols`,
-                        // inside `y`: `y.len() == planes * cols`, checked by the caller) are
-                        // written by this task only.
-                        let yc = unsafe { std::slice::from_raw_parts_mut(yp.get().add(i0 * cols), c * cols) };
+                        let yc = &mut ys[(i0 - first) * cols..(i1 - first) * cols];
                         let xc = &x[i0 * plane..][..c * plane];
                         let wc = &wt[mc0 * kdim..][..c * kdim];
                         let bc = bias.map(|b| &b[mc0..mc0 + c]);
@@ -416,12 +411,8 @@ impl Conv2d {
                     }
                     return;
                 }
-                for i in first..end {
+                for (i, yc) in (first..end).zip(ys.chunks_exact_mut(cols)) {
                     let mc = i % self.m;
-                    // SAFETY: plane `i` of `y` (`cols` floats at `i * cols`, inside `y`:
-                    // `y.len() == planes * cols`, checked by the caller) is written by
-                    // this task only.
-                    let yc = unsafe { std::slice::from_raw_parts_mut(yp.get().add(i * cols), cols) };
                     let xc = &x[i * plane..][..plane];
                     let (wc, b) = (&wt[mc * kdim..][..kdim], bias.map_or(0.0, |b| b[mc]));
                     self.depthwise_plane(xc, wc, b, yc, &mut s[..need]);
@@ -467,16 +458,10 @@ impl Conv2d {
             if buf.len() < need {
                 buf.resize(need, 0.0);
             }
-            let (plane, padded_plane) = (self.h * self.w, padded.plane());
-            let chunk = self.cg().div_ceil(cx.pool.threads() * 4).max(1);
-            let bp = SyncPtr(buf.as_mut_ptr());
-            cx.pool.parallel_for(self.cg().div_ceil(chunk), &|t| {
-                let (c0, c1) = (t * chunk, ((t + 1) * chunk).min(self.cg()));
-                // SAFETY: channels `c0..c1` of the copy (`padded_plane` floats each,
-                // inside the `need`-float buffer) are written by this task only.
-                let out = unsafe {
-                    std::slice::from_raw_parts_mut(bp.get().add(c0 * padded_plane), (c1 - c0) * padded_plane)
-                };
+            let plane = self.h * self.w;
+            let per_task = self.cg().div_ceil(cx.pool.threads() * 4);
+            par_chunks(cx.pool, &mut buf[..need], padded.plane(), per_task, &|c0, out| {
+                let c1 = c0 + out.len() / padded.plane();
                 im2col::pad_split(self, &padded, &xg[c0 * plane..c1 * plane], out);
             });
             let b = im2col::ConvB { conv: self, x: &buf[..need], layout: im2col::Layout::Padded(padded) };
@@ -505,13 +490,8 @@ impl Conv2d {
                 buf.resize(kdim * cols, 0.0);
             }
             let buf = &mut buf[..kdim * cols];
-            let rows_per_task = kdim.div_ceil(cx.pool.threads() * 4).max(1);
-            let bp = SyncPtr(buf.as_mut_ptr());
-            cx.pool.parallel_for(kdim.div_ceil(rows_per_task), &|t| {
-                for kk in t * rows_per_task..((t + 1) * rows_per_task).min(kdim) {
-                    // SAFETY: row `kk` (`cols` floats at `kk * cols`, inside the
-                    // `kdim * cols` buffer) is written by this task only.
-                    let row = unsafe { std::slice::from_raw_parts_mut(bp.get().add(kk * cols), cols) };
+            par_chunks(cx.pool, buf, cols, kdim.div_ceil(cx.pool.threads() * 4), &|k0, rows| {
+                for (kk, row) in (k0..).zip(rows.chunks_exact_mut(cols)) {
                     b.fill_row(kk, 0, row);
                 }
             });
