@@ -41,6 +41,20 @@ fn threads_share_one_engine() {
     });
 }
 
+/// A context keeps its inputs: running it again without setting them gives the same
+/// result (the planner never reuses a graph input's bytes for a later tensor).
+#[test]
+fn inputs_stay_set_across_runs() {
+    let engine = engine();
+    let want = engine.run(&[("x", input(7))]).unwrap().remove(0).1;
+    let mut ctx = engine.context();
+    ctx.set_input("x", &input(7)).unwrap();
+    for run in 0..3 {
+        ctx.run().unwrap();
+        assert_eq!(ctx.output(0).unwrap().to_tensor(), want, "run {run}");
+    }
+}
+
 #[test]
 fn input_errors_name_the_problem() {
     let engine = engine();

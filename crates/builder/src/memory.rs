@@ -21,7 +21,7 @@ fn aligned(n: u64) -> u64 {
 }
 
 /// Plans offsets for `arena_ids`. Step 0 is "before the first kernel" (`inputs` are written),
-/// kernel k runs at step k+1; graph `outputs` live until the end. Only group roots get
+/// kernel k runs at step k+1; graph `inputs` and `outputs` live until the end. Only group roots get
 /// their own place; members sit at their offset inside their root.
 pub(crate) fn plan_arena(
     tensors: &[TensorDesc],
@@ -46,6 +46,11 @@ pub(crate) fn plan_arena(
     }
     for id in outputs {
         own.entry(*id).and_modify(|l| l.1 = end).or_insert((end, end));
+    }
+    // Graph inputs keep their bytes for the whole run: a context's inputs stay set
+    // across runs (run again without setting them, get the same result).
+    for id in inputs {
+        own.entry(*id).and_modify(|l| l.1 = end);
     }
     // A group lives from its first member's write to its last member's read.
     let mut life: HashMap<u32, (u64, u64)> = HashMap::new();

@@ -69,6 +69,21 @@ pub(crate) fn validate(meta: &PlanMeta, weights_len: u64) -> Result<()> {
         if let Some(p) = &k.packing {
             check_packing(meta, k, p).map_err(|msg| invalid(format!("{}: packed weights: {msg}", label())))?;
         }
+        // A context's graph inputs stay set across runs: nothing may write over them.
+        for &(id, t) in &outputs {
+            for b in &meta.inputs {
+                let input = lookup(meta, b.tensor, || format!("graph input {:?}", b.name))?;
+                if overlaps(&t.location, &input.location) {
+                    return Err(invalid(format!(
+                        "{} writes {} over graph input {:?}, which must keep its value for later runs \
+                         (rebuild the plan with this version of Sinter)",
+                        label(),
+                        tensor_label(id as usize, t),
+                        b.name
+                    )));
+                }
+            }
+        }
         // Outputs are written through `&mut` views while inputs are read: none may alias.
         for (a, &(ida, ta)) in outputs.iter().enumerate() {
             for &(idb, tb) in outputs[..a].iter().chain(&inputs) {

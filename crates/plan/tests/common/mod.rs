@@ -45,7 +45,7 @@ pub fn sample_weights() -> Vec<u8> {
     blob
 }
 
-/// x[1,3] @ w[3,2] -> y, y + b -> z, Custom(y, <omitted>) -> u (reusing x's arena bytes).
+/// x[1,3] @ w[3,2] -> y, y + b -> z, Custom(y, <omitted>) -> u.
 pub fn sample() -> (PlanMeta, Vec<u8>) {
     let all_kinds = Attrs::new()
         .with("i", AttrValue::Int(-3))
@@ -68,7 +68,7 @@ pub fn sample() -> (PlanMeta, Vec<u8>) {
             tensor("z", DType::F32, &[1, 2], arena(128, 8)),
             tensor("empty", DType::Bool, &[0, 5], weights_at(128, 0)),
             tensor("shape", DType::I64, &[2], weights_at(128, 16)),
-            tensor("u", DType::F16, &[1, 2], arena(0, 4)),
+            tensor("u", DType::F16, &[1, 2], arena(160, 4)),
         ],
         kernels: vec![
             kernel("MatMul", &[Some(0), Some(1)], &[3], Attrs::new()),
