@@ -1,9 +1,10 @@
 //! Kernel selection: a fast path on `sinter-kernels` where one exists (convolutions,
 //! ConvTranspose and fully connected layers as packed GEMM / Winograd / direct depthwise,
-//! pooling, nearest Resize, simple broadcast arithmetic, Softmax, reshapes), otherwise the
-//! op's own straightforward evaluation in `sinter-ir`.
+//! pooling, nearest Resize, simple broadcast arithmetic, fused elementwise chains, Softmax,
+//! reshapes), otherwise the op's own straightforward evaluation in `sinter-ir`.
 
 mod binary;
+mod chain;
 pub(crate) mod conv;
 pub(crate) mod conv_transpose;
 pub(crate) mod dense;
@@ -158,6 +159,11 @@ pub(crate) fn select<'a>(
     }
     if op_type == "Softmax" {
         if let Some(k) = small::LastAxisSoftmax::new(op.as_ref(), inputs, outputs) {
+            return Ok(Box::new(k));
+        }
+    }
+    if op_type == "FusedElementwise" {
+        if let Some(k) = chain::Chain::new(op.as_ref(), inputs, outputs) {
             return Ok(Box::new(k));
         }
     }

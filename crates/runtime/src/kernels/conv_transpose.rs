@@ -5,7 +5,7 @@
 //! right away; then bias and epilogue per output plane. `W_gᵀ` is packed once (at build
 //! time when the plan carries it).
 
-use super::conv::{finish_row, operand, valid_range, Operand, Weights};
+use super::conv::{epilogue_inputs, finish_row, operand, valid_range, Operand, Weights, MAX_EPILOGUE_INPUTS};
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{BaseKind, Step, BASE_SLOTS};
@@ -206,18 +206,9 @@ impl Exec for ConvT2d {
         let x = input(0)?.as_slice::<f32>()?;
         let wt = input(1)?.as_slice::<f32>()?;
         let bias = if self.has_bias { Some(input(2)?.as_slice::<f32>()?) } else { None };
-        let mut extras: [&[f32]; 8] = [&[]; 8];
-        if self.operands.len() > extras.len() {
-            return Err(IrError::Unsupported(format!("{}: more than 8 epilogue inputs", self.name)));
-        }
-        for (k, o) in self.operands.iter().enumerate() {
-            let e = input(BASE_SLOTS + k)?.as_slice::<f32>()?;
-            if e.len() != o.numel {
-                return Err(IrError::Data(format!("{}: epilogue input {k} has {} floats", self.name, e.len())));
-            }
-            extras[k] = e;
-        }
-        let extras = &extras[..self.operands.len()];
+        let mut extras: [&[f32]; MAX_EPILOGUE_INPUTS] = [&[]; MAX_EPILOGUE_INPUTS];
+        let count = epilogue_inputs(self.name, inputs, BASE_SLOTS, &self.operands, &mut extras)?;
+        let extras = &extras[..count];
         let y = outputs.first_mut().ok_or_else(|| missing(0))?.as_slice_mut::<f32>()?;
         let (in_size, plane, cg, mg, rows) = (self.h * self.w, self.oh * self.ow, self.cg(), self.mg(), self.rows());
         if x.len() != self.n * self.c * in_size

@@ -548,6 +548,38 @@ thread_local! {
     static RUNTIME_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Most epilogue inputs a fused kernel takes (they are held in a fixed array, so that
+/// running allocates nothing).
+pub(crate) const MAX_EPILOGUE_INPUTS: usize = 8;
+
+/// The f32 data of a fused op's epilogue inputs, inputs `first..` of the op, each
+/// checked against its operand's size, into `buf`; returns how many there are.
+pub(crate) fn epilogue_inputs<'a>(
+    name: &str,
+    inputs: &[Option<View<'a>>],
+    first: usize,
+    operands: &[Operand],
+    buf: &mut [&'a [f32]; MAX_EPILOGUE_INPUTS],
+) -> Result<usize> {
+    if operands.len() > buf.len() {
+        return Err(IrError::Unsupported(format!("{name}: more than {MAX_EPILOGUE_INPUTS} epilogue inputs")));
+    }
+    for (k, o) in operands.iter().enumerate() {
+        let index = first + k;
+        let v = inputs.get(index).copied().flatten().ok_or_else(|| IrError::MissingInput { op: name.into(), index })?;
+        let e = v.as_slice::<f32>()?;
+        if e.len() != o.numel {
+            return Err(IrError::Data(format!(
+                "{name}: epilogue input {k} holds {} floats, expected {}",
+                e.len(),
+                o.numel
+            )));
+        }
+        buf[k] = e;
+    }
+    Ok(operands.len())
+}
+
 /// Adds `bias` and applies the epilogue `steps` to `row`: output channel `mc` of image
 /// `img`, columns `j0..j0 + row.len()` of an output `ow` wide, with `sinter_ir`'s own
 /// step functions so the values are exactly those of the reference epilogue.
@@ -614,16 +646,9 @@ impl Exec for Conv2d {
         let x = input(0)?.as_slice::<f32>()?;
         let wt = input(1)?.as_slice::<f32>()?;
         let bias = if self.has_bias { Some(input(2)?.as_slice::<f32>()?) } else { None };
-        let mut extras: [&[f32]; 8] = [&[]; 8];
-        if self.operands.len() > extras.len() {
-            return Err(IrError::Unsupported(format!("{}: more than 8 epilogue inputs", self.name)));
-        }
-        for (k, o) in self.operands.iter().enumerate() {
-            let e = input(BASE_SLOTS + k)?.as_slice::<f32>()?;
-            self.check_len("epilogue input", e, o.numel)?;
-            extras[k] = e;
-        }
-        let extras = &extras[..self.operands.len()];
+        let mut extras: [&[f32]; MAX_EPILOGUE_INPUTS] = [&[]; MAX_EPILOGUE_INPUTS];
+        let count = epilogue_inputs(self.name, inputs, BASE_SLOTS, &self.operands, &mut extras)?;
+        let extras = &extras[..count];
         let y = outputs.first_mut().ok_or_else(|| missing(0))?.as_slice_mut::<f32>()?;
         let (plane, cols, cg, mg, kdim) = (self.h * self.w, self.cols(), self.cg(), self.mg(), self.kdim());
         self.check_len("input", x, self.n * self.c * plane)?;
