@@ -4,13 +4,13 @@
 //! activation apply in registers; a single-row input (batch 1 classifiers) needs no
 //! transpose at all, others are transposed back through a small scratch.
 
-use super::conv::Weights;
-use super::{Exec, RunCtx};
+use super::conv::{self, epilogue_inputs, Operand, Weights, MAX_EPILOGUE_INPUTS};
+use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{BaseKind, BinOp, Fused, Step, BASE_SLOTS};
 use sinter_ir::ops::nn::{Gemm, MatMul};
 use sinter_ir::ops::Op;
-use sinter_ir::{IrError, Result, View, ViewMut};
+use sinter_ir::{DType, IrError, Result, View, ViewMut};
 use sinter_kernels::{Activation, BSource, Epilogue, PackedA};
 use std::cell::RefCell;
 
@@ -29,6 +29,13 @@ pub(crate) struct Dense {
     bias: Option<(usize, f32)>,
     act: Activation,
     weights: Weights,
+    /// Epilogue steps that do not fit in registers (GELU, a residual Add, …): all of
+    /// them run on each finished output row instead, through the convolutions'
+    /// [`conv::finish_row`]; empty when the GEMM applies the whole epilogue.
+    post: Vec<Step>,
+    operands: Vec<Operand>,
+    /// The output shape left-padded to `[n, m, h, w]` (what `operands` map onto).
+    dims: [usize; 4],
 }
 
 thread_local! {
@@ -70,8 +77,9 @@ impl BSource for Transposed<'_> {
 }
 
 impl Dense {
-    /// The kernel for an f32 `Gemm`/`MatMul` (plain or fused with at most a Relu/Clip)
-    /// whose B is 2-D and whose A needs no transpose, or `None`.
+    /// The kernel for an f32 `Gemm`/`MatMul`, plain or fused (bias and Relu/Clip in
+    /// registers, other steps per row), whose B is 2-D and whose A needs no transpose,
+    /// or `None`.
     pub(crate) fn new(
         op: &dyn Op,
         op_type: &str,
@@ -88,16 +96,17 @@ impl Dense {
             }
             _ => return None,
         };
-        // An optional Add of a per-feature vector (a bias), then an optional Relu/Clip.
+        // In registers: an optional Add of a per-feature vector (a bias), then an
+        // optional Relu/Clip. Anything else runs per row after the GEMM.
         let (add, rest) = match steps {
             [Step::Binary { op: BinOp::Add, .. }, rest @ ..] => (true, rest),
             _ => (false, steps),
         };
         let act = match rest {
-            [] => Activation::None,
-            [Step::Relu] => Activation::Relu,
-            [Step::Clip { min, max }] => Activation::Clip { lo: *min, hi: *max },
-            _ => return None,
+            [] => Some(Activation::None),
+            [Step::Relu] => Some(Activation::Relu),
+            [Step::Clip { min, max }] => Some(Activation::Clip { lo: *min, hi: *max }),
+            _ => None,
         };
         let x = inputs.first()?.as_ref()?;
         let w = inputs.get(1)?.as_ref()?;
@@ -138,22 +147,67 @@ impl Dense {
         if wk != k || y.shape != want || m == 0 || n == 0 || k == 0 {
             return None;
         }
-        let per_feature = |s: &Slot| s.dtype == sinter_ir::DType::F32 && (s.shape == [n] || s.shape == [1, n]);
-        let bias = match (c, add) {
-            (None, false) => None,
-            (Some(c), false) if per_feature(c) => Some((2, beta)),
-            (None, true) => {
-                let operand = inputs.get(BASE_SLOTS)?.as_ref()?;
-                if !per_feature(operand) || inputs.len() != BASE_SLOTS + 1 {
-                    return None;
-                }
-                Some((BASE_SLOTS, 1.0))
-            }
-            _ => return None,
+        let per_feature = |s: &Slot| s.dtype == DType::F32 && (s.shape == [n] || s.shape == [1, n]);
+        let fused_add = || {
+            let operand = inputs.get(BASE_SLOTS)?.as_ref()?;
+            (per_feature(operand) && inputs.len() == BASE_SLOTS + 1).then_some((BASE_SLOTS, 1.0))
+        };
+        let in_registers = match (c, add, act) {
+            (None, false, Some(act)) => Some((None, act)),
+            (Some(c), false, Some(act)) if per_feature(c) => Some((Some((2, beta)), act)),
+            (None, true, Some(act)) => fused_add().map(|bias| (Some(bias), act)),
+            _ => None,
         };
         m.checked_mul(n)?;
         sinter_kernels::packed_a_len(n, k);
-        Some(Dense { name, m, k, n, alpha, w_is_nk, bias, act, weights })
+        let mut dense = Dense {
+            name,
+            m,
+            k,
+            n,
+            alpha,
+            w_is_nk,
+            bias: None,
+            act: Activation::None,
+            weights,
+            post: Vec::new(),
+            operands: Vec::new(),
+            dims: [1, 1, m, n],
+        };
+        if let Some((bias, act)) = in_registers {
+            (dense.bias, dense.act) = (bias, act);
+            return Some(dense);
+        }
+        // The general epilogue: only C (or FusedMatMul's bias) in registers.
+        if c.is_some_and(|c| !per_feature(c)) || y.shape.len() > 4 {
+            return None;
+        }
+        dense.bias = c.map(|_| (2, beta));
+        dense.dims = [1; 4];
+        dense.dims[4 - y.shape.len()..].copy_from_slice(&y.shape);
+        let extras = inputs.get(BASE_SLOTS..).unwrap_or(&[]);
+        if extras.len() != steps.iter().filter(|s| s.is_binary()).count() || extras.len() > MAX_EPILOGUE_INPUTS {
+            return None;
+        }
+        dense.operands = extras
+            .iter()
+            .map(|e| e.as_ref().filter(|e| e.dtype == DType::F32).and_then(|e| conv::operand(&e.shape, &dense.dims)))
+            .collect::<Option<Vec<_>>>()?;
+        dense.post = steps.to_vec();
+        Some(dense)
+    }
+
+    /// Runs [`Dense::post`] on the finished output `y` (`m × n`), rows in parallel.
+    fn finish(&self, y: &mut [f32], extras: &[&[f32]], cx: &RunCtx) {
+        let [_, b, h, w] = self.dims;
+        // An output row is `w` (= n) floats of plane `r / h` of the padded shape.
+        let per_task = self.m.div_ceil(cx.pool.threads() * 4).max(1);
+        par_chunks(cx.pool, y, self.n, per_task, &|first, rows| {
+            for (r, row) in (first..).zip(rows.chunks_exact_mut(self.n)) {
+                let p = r / h;
+                conv::finish_row(&self.post, &self.operands, w, (p / b, p % b, (r % h) * w), row, None, extras);
+            }
+        });
     }
 
     pub(crate) fn packed_len(&self) -> usize {
@@ -199,6 +253,9 @@ impl Exec for Dense {
         if x.len() != m * k || y.len() != m * n {
             return Err(IrError::Data(format!("{}: operand sizes do not match the plan", self.name)));
         }
+        let mut extras: [&[f32]; MAX_EPILOGUE_INPUTS] = [&[]; MAX_EPILOGUE_INPUTS];
+        let count = epilogue_inputs(self.name, inputs, BASE_SLOTS, &self.operands, &mut extras)?;
+        let extras = &extras[..count];
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.name));
         let c = match self.bias {
             Some((i, _)) => Some(input(i)?.as_slice::<f32>()?).filter(|c| c.len() == n),
@@ -224,15 +281,18 @@ impl Exec for Dense {
                 let run = |packed: &[f32], y: &mut [f32], yt: &mut Vec<f32>| -> Result<()> {
                     let a = PackedA::new(packed, n, k).map_err(kerr)?;
                     if m == 1 {
-                        return sinter_kernels::gemv::sgemv(cx.isa, &a, x, epi.bias, self.act, y, cx.pool)
-                            .map_err(kerr);
-                    }
-                    yt.resize(n * m, 0.0);
-                    sinter_kernels::sgemm(cx.isa, &a, &b, yt, m, &epi, cx.pool).map_err(kerr)?;
-                    for (j, col) in yt.chunks_exact(m).enumerate() {
-                        for (i, &v) in col.iter().enumerate() {
-                            y[i * n + j] = v;
+                        sinter_kernels::gemv::sgemv(cx.isa, &a, x, epi.bias, self.act, y, cx.pool).map_err(kerr)?;
+                    } else {
+                        yt.resize(n * m, 0.0);
+                        sinter_kernels::sgemm(cx.isa, &a, &b, yt, m, &epi, cx.pool).map_err(kerr)?;
+                        for (j, col) in yt.chunks_exact(m).enumerate() {
+                            for (i, &v) in col.iter().enumerate() {
+                                y[i * n + j] = v;
+                            }
                         }
+                    }
+                    if !self.post.is_empty() {
+                        self.finish(y, extras, cx);
                     }
                     Ok(())
                 };
