@@ -10,6 +10,7 @@ pub mod error;
 pub mod gemm;
 pub mod gemv;
 pub mod isa;
+pub mod norm;
 pub mod pool;
 pub mod pooling;
 pub mod winograd;

@@ -1,7 +1,7 @@
 //! Kernel selection: a fast path on `sinter-kernels` where one exists (convolutions,
 //! ConvTranspose and fully connected layers as packed GEMM / Winograd / direct depthwise,
 //! pooling, nearest Resize, simple broadcast arithmetic, fused elementwise chains, Softmax,
-//! reshapes), otherwise the op's own straightforward evaluation in `sinter-ir`.
+//! LayerNormalization, reshapes), otherwise the op's own straightforward evaluation in `sinter-ir`.
 
 mod binary;
 mod chain;
@@ -10,6 +10,7 @@ pub(crate) mod conv_transpose;
 pub(crate) mod dense;
 mod pool;
 mod resize;
+mod rows;
 mod small;
 
 use crate::prepare::Slot;
@@ -46,6 +47,34 @@ impl SyncPtr {
     fn get(self) -> *mut f32 {
         self.0
     }
+}
+
+/// [`par_chunks`] over three outputs split in step: each task gets the same items
+/// `first..first + per_task` of each output (`item_lens[i]` floats per item of output
+/// `i`; an output with item length 0 takes part with empty chunks). The item count is the
+/// smallest over the outputs with nonzero item lengths.
+pub(crate) fn par_chunks3(
+    pool: &ThreadPool,
+    outs: [&mut [f32]; 3],
+    item_lens: [usize; 3],
+    per_task: usize,
+    fill: &(dyn Fn(usize, [&mut [f32]; 3]) + Sync),
+) {
+    let items = outs.iter().zip(item_lens).filter_map(|(o, l)| o.len().checked_div(l)).min().unwrap_or(0);
+    let per_task = per_task.max(1);
+    let ptrs = outs.map(|o| SyncPtr(o.as_mut_ptr()));
+    pool.parallel_for(items.div_ceil(per_task), &|t| {
+        let (first, end) = (t * per_task, ((t + 1) * per_task).min(items));
+        let chunk = |i: usize| {
+            // SAFETY: items `first..end` of output `i` (`item_lens[i]` floats each, inside
+            // it since `end <= items <= len / item_len`) belong to task `t` alone, and the
+            // outputs stay borrowed until `parallel_for` has returned.
+            unsafe {
+                std::slice::from_raw_parts_mut(ptrs[i].get().add(first * item_lens[i]), (end - first) * item_lens[i])
+            }
+        };
+        fill(first, [chunk(0), chunk(1), chunk(2)]);
+    });
 }
 
 /// Runs `fill(first, chunk)` on `pool` for consecutive groups of `per_task` items of
@@ -158,7 +187,12 @@ pub(crate) fn select<'a>(
         }
     }
     if op_type == "Softmax" {
-        if let Some(k) = small::LastAxisSoftmax::new(op.as_ref(), inputs, outputs) {
+        if let Some(k) = rows::LastAxisSoftmax::new(op.as_ref(), inputs, outputs) {
+            return Ok(Box::new(k));
+        }
+    }
+    if op_type == "LayerNormalization" {
+        if let Some(k) = rows::RowLayerNorm::new(op.as_ref(), inputs, outputs) {
             return Ok(Box::new(k));
         }
     }

@@ -4,24 +4,11 @@
 //! of rank 2 to 4, bias and Relu/Clip in registers, and epilogues that run per row
 //! (GELU, a residual Add, broadcast operands), on 1 and 2 threads.
 
-use sinter_builder::{build, BuildOptions};
+mod common;
+
+use common::*;
 use sinter_ir::ops::fused::{BinOp, Epilogue, Step};
-use sinter_ir::{AttrValue, Attrs, DType, Dim, Fact, Graph, Node, Tensor, ValueInfo, View, ViewMut};
-use sinter_runtime::{Engine, RuntimeOptions};
-use std::sync::Arc;
-
-const OPSET: i64 = 17;
-
-/// Deterministic values in [-1, 1) (a 64-bit LCG), so failures reproduce.
-fn data(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
+use sinter_ir::{AttrValue, Attrs, Tensor};
 
 struct Case {
     op_type: &'static str,
@@ -50,82 +37,27 @@ impl Case {
 
     /// Named inputs in node order ("" for an omitted input 2); the weight is `w`.
     fn inputs(&self) -> Vec<(String, Option<Tensor>)> {
-        let t = |shape: &[usize], seed| Tensor::from_vec(shape, data(shape.iter().product(), seed)).expect("tensor");
-        let mut v = vec![("x".to_string(), Some(t(&self.x, 1))), ("w".to_string(), Some(t(&self.w, 2)))];
+        let mut v =
+            vec![("x".to_string(), Some(tensor(&self.x, 1, -1.0))), ("w".to_string(), Some(tensor(&self.w, 2, -1.0)))];
         match &self.c {
-            Some(c) => v.push(("c".to_string(), Some(t(c, 3)))),
+            Some(c) => v.push(("c".to_string(), Some(tensor(c, 3, -1.0)))),
             None if !self.operands.is_empty() => v.push((String::new(), None)),
             None => {}
         }
         for (i, s) in self.operands.iter().enumerate() {
-            v.push((format!("e{i}"), Some(t(s, 10 + i as u64))));
+            v.push((format!("e{i}"), Some(tensor(s, 10 + i as u64, -1.0))));
         }
         v
     }
 
-    fn reference(&self, inputs: &[(String, Option<Tensor>)]) -> Tensor {
-        let op = sinter_ir::ops::build(self.op_type, &self.attrs, OPSET).expect("op builds");
-        let facts: Vec<Option<Fact>> =
-            inputs.iter().map(|(_, t)| t.as_ref().map(|t| Fact::new(t.dtype(), t.shape().to_vec()))).collect();
-        let out = op.infer(&facts.iter().map(Option::as_ref).collect::<Vec<_>>()).expect("infer");
-        let mut y = Tensor::zeros(DType::F32, &out[0].shape);
-        let views: Vec<Option<View>> = inputs.iter().map(|(_, t)| t.as_ref().map(Tensor::view)).collect();
-        let mut outs: Vec<ViewMut> = vec![y.view_mut()];
-        op.eval(&views, &mut outs).expect("reference eval");
-        y
-    }
-
-    /// A one-node plan with `w` as a constant (so the packed kernel takes it), run on `threads`.
-    fn runtime(&self, inputs: &[(String, Option<Tensor>)], threads: usize) -> Tensor {
-        let node = Node::new(
-            "dense",
-            self.op_type,
-            OPSET,
-            self.attrs.clone(),
-            inputs.iter().map(|(n, _)| n.clone()).collect(),
-            vec!["y".into()],
-        )
-        .expect("node builds");
-        let fed: Vec<(&str, &Tensor)> =
-            inputs.iter().filter(|(n, _)| n != "w").filter_map(|(n, t)| t.as_ref().map(|t| (n.as_str(), t))).collect();
-        let weight = inputs.iter().find(|(n, _)| n == "w").and_then(|(_, t)| t.clone()).expect("weight");
-        let graph = Graph {
-            name: "dense".into(),
-            inputs: fed
-                .iter()
-                .map(|(n, t)| ValueInfo {
-                    name: n.to_string(),
-                    dtype: DType::F32,
-                    dims: Some(t.shape().iter().map(|&d| Dim::Fixed(d)).collect()),
-                })
-                .collect(),
-            outputs: vec![ValueInfo { name: "y".into(), dtype: DType::F32, dims: None }],
-            initializers: [("w".to_string(), Arc::new(weight))].into(),
-            nodes: vec![node],
-            source_nodes: 1,
-        };
-        let opts = BuildOptions { no_optimize: true, ..Default::default() };
-        let (plan, _) = build(&graph, &opts).expect("plan builds");
-        let engine = Engine::with_options(plan, &RuntimeOptions { threads: Some(threads) }).expect("engine loads");
-        engine.run(&fed).expect("runs").remove(0).1
-    }
-
+    /// Against the reference, with `w` a constant (so the packed kernel takes it), on 1 and 2 threads.
     fn check(&self) {
         let inputs = self.inputs();
-        let want = self.reference(&inputs);
+        let want = reference(self.op_type, &self.attrs, OPSET, &inputs);
         for threads in [1, 2] {
-            let got = self.runtime(&inputs, threads);
-            assert_eq!(got.shape(), want.shape());
-            let (g, w) = (got.as_slice::<f32>().expect("f32"), want.as_slice::<f32>().expect("f32"));
-            for (i, (&g, &w)) in g.iter().zip(w).enumerate() {
-                assert!(
-                    (g - w).abs() <= 1e-5 + 1e-4 * w.abs(),
-                    "{} {:?} x {:?} on {threads} threads: element {i}: runtime {g}, reference {w}",
-                    self.op_type,
-                    self.steps,
-                    self.x
-                );
-            }
+            let got = runtime(self.op_type, &self.attrs, OPSET, &inputs, &["w"], threads);
+            let what = format!("{} {:?} x {:?} on {threads} threads", self.op_type, self.steps, self.x);
+            assert_close(&got, &want, 1e-5, 1e-4, &what);
         }
     }
 }

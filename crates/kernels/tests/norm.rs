@@ -1,0 +1,135 @@
+//! Layer normalization of a row: every tier against an f64 reference written here (the
+//! ONNX definition), on odd lengths, rows with a large mean, constant rows, NaN/Inf.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sinter_kernels::norm::layer_norm_row;
+use sinter_kernels::Isa;
+
+/// `(y, mean, inv_std)` in f64.
+fn reference(x: &[f32], scale: &[f32], bias: Option<&[f32]>, eps: f32) -> (Vec<f64>, f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let inv = 1.0 / (var + eps as f64).sqrt();
+    let y = x
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v as f64 - mean) * inv * scale[i] as f64 + bias.map_or(0.0, |b| b[i] as f64))
+        .collect();
+    (y, mean, inv)
+}
+
+fn close(got: f32, want: f64, scale: f64) -> bool {
+    (got as f64 - want).abs() <= 2e-6 * scale.max(want.abs())
+}
+
+fn lengths_and_offsets(isa: Isa) {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for n in (1..=70).chain([127, 128, 768, 1000, 4099]) {
+        // Rows centred at 0 and rows whose mean dwarfs their spread (a transformer's
+        // residual stream): the pivot keeps the latter as accurate as the former.
+        for offset in [0.0f32, 300.0] {
+            let x: Vec<f32> = (0..n).map(|_| offset + rng.gen_range(-2.0..2.0)).collect();
+            let scale: Vec<f32> = (0..n).map(|_| rng.gen_range(0.5..1.5)).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            for b in [Some(&bias[..]), None] {
+                let mut y = vec![0.0; n];
+                let (mean, inv) = layer_norm_row(isa, &x, &scale, b, 1e-5, &mut y).unwrap();
+                let (want, wmean, winv) = reference(&x, &scale, b, 1e-5);
+                assert!(close(mean, wmean, 1.0), "{isa} n={n} offset {offset}: mean {mean} vs {wmean}");
+                assert!(close(inv, winv, winv), "{isa} n={n} offset {offset}: inv_std {inv} vs {winv}");
+                for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                    assert!(close(g, w, 1.0), "{isa} n={n} offset {offset} bias {}: y[{i}] {g} vs {w}", b.is_some());
+                }
+            }
+        }
+    }
+}
+
+/// A constant row has zero variance: every output is the bias (inv_std = 1/sqrt(eps)).
+fn constant_row(isa: Isa) {
+    let x = vec![4.25f32; 37];
+    let scale = vec![2.0f32; 37];
+    let bias: Vec<f32> = (0..37).map(|i| i as f32).collect();
+    let mut y = vec![0.0; 37];
+    let (mean, inv) = layer_norm_row(isa, &x, &scale, Some(&bias), 1e-4, &mut y).unwrap();
+    assert_eq!(mean, 4.25);
+    assert!((inv - 100.0).abs() < 1e-3, "{isa}: {inv}");
+    // Scale 2 times a zero deviation, plus the bias, exactly.
+    assert_eq!(y, bias, "{isa}");
+}
+
+fn non_finite(isa: Isa) {
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut x: Vec<f32> = (0..19).map(|i| i as f32).collect();
+        x[11] = bad;
+        let mut y = vec![0.0; 19];
+        layer_norm_row(isa, &x, &[1.0; 19], None, 1e-5, &mut y).unwrap();
+        assert!(y.iter().all(|v| v.is_nan()), "{isa}: a {bad} in the row makes every output NaN: {y:?}");
+    }
+}
+
+fn tiers_agree(isa: Isa) {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let x: Vec<f32> = (0..1001).map(|_| rng.gen_range(-3.0..3.0)).collect();
+    let scale: Vec<f32> = (0..1001).map(|_| rng.gen_range(0.5..1.5)).collect();
+    let (mut a, mut b) = (vec![0.0; 1001], vec![0.0; 1001]);
+    layer_norm_row(isa, &x, &scale, None, 1e-5, &mut a).unwrap();
+    layer_norm_row(Isa::Scalar, &x, &scale, None, 1e-5, &mut b).unwrap();
+    for (i, (&p, &q)) in a.iter().zip(&b).enumerate() {
+        assert!((p - q).abs() <= 4.0 * f32::EPSILON * q.abs().max(1.0), "{isa} vs scalar at {i}: {p} {q}");
+    }
+}
+
+fn bad_sizes(isa: Isa) {
+    let mut y = vec![0.0; 4];
+    assert!(layer_norm_row(isa, &[], &[], None, 1e-5, &mut []).is_err());
+    assert!(layer_norm_row(isa, &[1.0; 4], &[1.0; 3], None, 1e-5, &mut y).is_err());
+    assert!(layer_norm_row(isa, &[1.0; 4], &[1.0; 4], Some(&[0.0; 5]), 1e-5, &mut y).is_err());
+    assert!(layer_norm_row(isa, &[1.0; 4], &[1.0; 4], None, 1e-5, &mut y[..3]).is_err());
+}
+
+macro_rules! tier_tests {
+    ($($tier:ident: $isa:expr;)*) => {$(
+        mod $tier {
+            use super::*;
+            fn isa() -> Option<Isa> {
+                let isa = $isa;
+                if isa.supported() {
+                    Some(isa)
+                } else {
+                    println!("skipping {isa}: not supported by this CPU");
+                    None
+                }
+            }
+            #[test]
+            fn lengths() {
+                isa().map(lengths_and_offsets);
+            }
+            #[test]
+            fn constant() {
+                isa().map(constant_row);
+            }
+            #[test]
+            fn nan_inf() {
+                isa().map(non_finite);
+            }
+            #[test]
+            fn agree() {
+                isa().map(tiers_agree);
+            }
+            #[test]
+            fn errors() {
+                isa().map(bad_sizes);
+            }
+        }
+    )*};
+}
+
+tier_tests! {
+    scalar: Isa::Scalar;
+    avx2: Isa::Avx2;
+    avx512: Isa::Avx512;
+    neon: Isa::Neon;
+}
