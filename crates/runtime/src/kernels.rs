@@ -8,6 +8,7 @@ mod chain;
 pub(crate) mod conv;
 pub(crate) mod conv_transpose;
 pub(crate) mod dense;
+mod matmul;
 mod pool;
 mod resize;
 mod rows;
@@ -159,8 +160,8 @@ pub(crate) fn select<'a>(
             }
         }
     }
-    if all_f32 && op_type == "MatMul" {
-        if let Some(k) = MatMul::new(inputs, outputs) {
+    if all_f32 && matches!(op_type, "MatMul" | "FusedMatMul") {
+        if let Some(k) = matmul::MatMul::new(op.as_ref(), op_type, inputs, outputs) {
             return Ok(Box::new(k));
         }
     }
@@ -278,112 +279,4 @@ fn select_packed(
         return refuse(&format!("{} bytes do not match the convolution ({} floats)", p.bytes, k.packed_len()));
     }
     Ok(Box::new(k))
-}
-
-/// Batched f32 MatMul where A's batch dims broadcast against B's (or B is 2-D).
-struct MatMul {
-    batch: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    /// Element stride between batches of A and B (0 when broadcast).
-    a_batch_stride: usize,
-    b_batch_stride: usize,
-}
-
-impl MatMul {
-    fn new(inputs: &[Option<Slot>], outputs: &[Slot]) -> Option<MatMul> {
-        let a = inputs.first()?.as_ref()?;
-        let b = inputs.get(1)?.as_ref()?;
-        let y = outputs.first()?;
-        if a.shape.len() < 2 || b.shape.len() < 2 || y.shape.len() < 2 {
-            return None; // 1-D promotion: leave it to the reference op
-        }
-        let (m, k) = (a.shape[a.shape.len() - 2], a.shape[a.shape.len() - 1]);
-        let (k2, n) = (b.shape[b.shape.len() - 2], b.shape[b.shape.len() - 1]);
-        if k != k2 {
-            return None;
-        }
-        let batch: usize = y.shape[..y.shape.len() - 2].iter().product();
-        let a_batch: usize = a.shape[..a.shape.len() - 2].iter().product();
-        let b_batch: usize = b.shape[..b.shape.len() - 2].iter().product();
-        // Only the simple cases: full batch or a single broadcast matrix.
-        let stride = |count: usize, size: usize| {
-            if count == batch {
-                Some(size)
-            } else if count == 1 {
-                Some(0)
-            } else {
-                None
-            }
-        };
-        Some(MatMul {
-            batch,
-            m,
-            k,
-            n,
-            a_batch_stride: stride(a_batch, m * k)?,
-            b_batch_stride: stride(b_batch, k * n)?,
-        })
-    }
-}
-
-impl Exec for MatMul {
-    fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], _: &mut RunCtx) -> Result<()> {
-        let missing = || IrError::MissingInput { op: "MatMul".into(), index: 0 };
-        let a = inputs.first().copied().flatten().ok_or_else(missing)?.as_slice::<f32>()?;
-        let b = inputs.get(1).copied().flatten().ok_or_else(missing)?.as_slice::<f32>()?;
-        let y = outputs.first_mut().ok_or_else(missing)?.as_slice_mut::<f32>()?;
-        let (m, k, n) = (self.m, self.k, self.n);
-        for i in 0..self.batch {
-            let a = &a[i * self.a_batch_stride..][..m * k];
-            let b = &b[i * self.b_batch_stride..][..k * n];
-            let y = &mut y[i * m * n..][..m * n];
-            sgemm(m, k, n, a, (k, 1), b, (n, 1), y, 0.0);
-        }
-        Ok(())
-    }
-}
-
-/// `y = a·b + beta·y` for row/column strided f32 matrices (strides in elements).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn sgemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f32],
-    a_st: (usize, usize),
-    b: &[f32],
-    b_st: (usize, usize),
-    y: &mut [f32],
-    beta: f32,
-) {
-    debug_assert!(y.len() >= m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        y[..m * n].iter_mut().for_each(|v| *v *= beta);
-        return;
-    }
-    // SAFETY: callers pass slices covering the strided m×k, k×n and m×n matrices
-    // (checked against the shapes validated at plan load).
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            a_st.0 as isize,
-            a_st.1 as isize,
-            b.as_ptr(),
-            b_st.0 as isize,
-            b_st.1 as isize,
-            beta,
-            y.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
 }
