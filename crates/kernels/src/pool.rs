@@ -74,6 +74,8 @@ struct Shared {
     /// One flag per worker: parked (or about to park), so needs an unpark.
     sleeping: Box<[AtomicBool]>,
     shutdown: AtomicBool,
+    /// Workers that have started running (see `ThreadPool::new`).
+    started: AtomicUsize,
 }
 
 // SAFETY: `job` is the only field that is not `Sync` by itself (an `UnsafeCell` holding
@@ -108,6 +110,7 @@ impl ThreadPool {
             caller: Mutex::new(None),
             sleeping: (0..wanted).map(|_| AtomicBool::new(false)).collect(),
             shutdown: AtomicBool::new(false),
+            started: AtomicUsize::new(0),
         });
         let mut workers = Vec::with_capacity(wanted);
         for index in 0..wanted {
@@ -117,6 +120,11 @@ impl ThreadPool {
                 Ok(handle) => workers.push(handle),
                 Err(_) => break,
             }
+        }
+        // Wait until every worker runs: a thread's start-up (stack guard, thread-local
+        // set-up, which allocate) then happens here, never during a later loop.
+        while shared.started.load(Acquire) < workers.len() {
+            thread::yield_now();
         }
         ThreadPool { shared, workers, busy: AtomicBool::new(false) }
     }
@@ -232,6 +240,7 @@ fn wait_for_workers(s: &Shared) {
 
 fn worker(s: &Shared, index: usize) {
     IN_POOL.with(|c| c.set(true));
+    s.started.fetch_add(1, Release);
     let mut seen = 0u64;
     loop {
         // Wait for a new epoch (or shutdown): spin, then park.
