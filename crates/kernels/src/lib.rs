@@ -5,6 +5,7 @@
 //! (CPU feature detection, or the `SINTER_CPU` environment variable for tests and
 //! emulators); nothing is compiled for a fixed `target-cpu`.
 
+pub mod activation;
 pub mod depthwise;
 pub mod error;
 pub mod gemm;
