@@ -247,7 +247,16 @@ impl Exec for ConvT2d {
                         }
                         for (r, yp) in yg.chunks_exact_mut(plane).enumerate() {
                             let b = bias.map(|b| b[g * mg + r]);
-                            finish_row(&self.steps, &self.operands, self.ow, (img, g * mg + r, 0), yp, b, extras);
+                            finish_row(
+                                cx.isa,
+                                &self.steps,
+                                &self.operands,
+                                self.ow,
+                                (img, g * mg + r, 0),
+                                yp,
+                                b,
+                                extras,
+                            );
                         }
                     }
                 }

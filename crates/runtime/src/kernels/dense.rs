@@ -205,7 +205,7 @@ impl Dense {
         par_chunks(cx.pool, y, self.n, per_task, &|first, rows| {
             for (r, row) in (first..).zip(rows.chunks_exact_mut(self.n)) {
                 let p = r / h;
-                conv::finish_row(&self.post, &self.operands, w, (p / b, p % b, (r % h) * w), row, None, extras);
+                conv::finish_row(cx.isa, &self.post, &self.operands, w, (p / b, p % b, (r % h) * w), row, None, extras);
             }
         });
     }

@@ -11,6 +11,10 @@ use crate::prepare::Slot;
 use sinter_ir::ops::fused::{BaseKind, Step, BASE_SLOTS};
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
+use sinter_kernels::Isa;
+
+/// A, B and the optional bias of a run.
+type Operands<'a> = (&'a [f32], &'a [f32], Option<&'a [f32]>);
 
 #[derive(Debug)]
 pub(crate) struct MatMul {
@@ -116,7 +120,7 @@ impl Exec for MatMul {
         let per_task = self.batch.div_ceil(cx.pool.threads() * 4);
         par_chunks(cx.pool, y, m * n, per_task, &|first, ys| {
             for (i, yb) in (first..).zip(ys.chunks_exact_mut(m * n)) {
-                self.batch_matrix(i, a, b, bias, extras, yb);
+                self.batch_matrix(cx.isa, i, (a, b, bias), extras, yb);
             }
         });
         Ok(())
@@ -125,7 +129,7 @@ impl Exec for MatMul {
 
 impl MatMul {
     /// Batch matrix `i` into `yb`, then its bias and epilogue row by row.
-    fn batch_matrix(&self, i: usize, a: &[f32], b: &[f32], bias: Option<&[f32]>, extras: &[&[f32]], yb: &mut [f32]) {
+    fn batch_matrix(&self, isa: Isa, i: usize, (a, b, bias): Operands, extras: &[&[f32]], yb: &mut [f32]) {
         let (m, k, n) = (self.m, self.k, self.n);
         sgemm(m, k, n, &a[i * self.a_batch_stride..][..m * k], &b[i * self.b_batch_stride..][..k * n], yb);
         let [_, channels, h, w] = self.dims;
@@ -137,6 +141,7 @@ impl MatMul {
                 // Output row `r` is `w` (= n) floats of plane `r / h` of the padded shape.
                 let p = r / h;
                 conv::finish_row(
+                    isa,
                     &self.steps,
                     &self.operands,
                     w,

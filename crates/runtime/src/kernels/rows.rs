@@ -67,24 +67,18 @@ impl Exec for LastAxisSoftmax {
         if x.len() != self.rows * self.n || y.len() != x.len() {
             return Err(IrError::Data("Softmax: operand sizes do not match the plan".into()));
         }
-        let n = self.n;
+        let (n, isa) = (self.n, cx.isa);
+        let failed = std::sync::atomic::AtomicBool::new(false);
         par_chunks(cx.pool, y, n, rows_per_task(self.rows, n, cx.pool.threads()), &|first, ys| {
             for (r, yr) in (first..).zip(ys.chunks_exact_mut(n)) {
-                let xr = &x[r * n..][..n];
-                // As the reference: the max starts at the first element and a NaN takes over.
-                let mut max = xr[0] as f64;
-                for &v in &xr[1..] {
-                    let v = v as f64;
-                    if v > max || max.is_nan() {
-                        max = v;
-                    }
-                }
-                let sum: f64 = xr.iter().map(|&v| (v as f64 - max).exp()).sum();
-                for (d, &v) in yr.iter_mut().zip(xr) {
-                    *d = ((v as f64 - max).exp() / sum) as f32;
+                if sinter_kernels::activation::softmax_row(isa, &x[r * n..][..n], yr).is_err() {
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         });
+        if failed.into_inner() {
+            return Err(IrError::Data("Softmax: the row kernel refused its operands".into()));
+        }
         Ok(())
     }
 }

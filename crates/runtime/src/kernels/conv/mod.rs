@@ -17,8 +17,9 @@ use sinter_ir::ops::fused::{apply_unary, BaseKind, BinOp, Step, BASE_SLOTS};
 use sinter_ir::ops::nn::Conv;
 use sinter_ir::ops::Op;
 use sinter_ir::{IrError, Result, View, ViewMut};
+use sinter_kernels::activation::{self, Unary};
 use sinter_kernels::winograd::{WinogradConv, WinogradEpilogue, WinogradTile};
-use sinter_kernels::{Activation, Epilogue, Matrix, PackedA};
+use sinter_kernels::{Activation, Epilogue, Isa, Matrix, PackedA};
 use std::cell::RefCell;
 
 /// How a binary step's operand maps an output element `(n, m, oy, ox)` to its data:
@@ -286,8 +287,18 @@ impl Conv2d {
         Ok(())
     }
 
-    fn finish_row(&self, img: usize, mc: usize, j0: usize, row: &mut [f32], bias: Option<f32>, extras: &[&[f32]]) {
-        finish_row(&self.steps, &self.operands, self.ow, (img, mc, j0), row, bias, extras);
+    #[allow(clippy::too_many_arguments)]
+    fn finish_row(
+        &self,
+        isa: Isa,
+        img: usize,
+        mc: usize,
+        j0: usize,
+        row: &mut [f32],
+        bias: Option<f32>,
+        extras: &[&[f32]],
+    ) {
+        finish_row(isa, &self.steps, &self.operands, self.ow, (img, mc, j0), row, bias, extras);
     }
 
     /// Input elements per row phase of a depthwise plane: with stride `sw`, each input
@@ -404,7 +415,7 @@ impl Conv2d {
                         }
                         if !in_register {
                             for (k, yp) in yc.chunks_exact_mut(cols).enumerate() {
-                                self.finish_row(img, mc0 + k, 0, yp, None, extras);
+                                self.finish_row(cx.isa, img, mc0 + k, 0, yp, None, extras);
                             }
                         }
                         i0 = i1;
@@ -416,7 +427,7 @@ impl Conv2d {
                     let xc = &x[i * plane..][..plane];
                     let (wc, b) = (&wt[mc * kdim..][..kdim], bias.map_or(0.0, |b| b[mc]));
                     self.depthwise_plane(xc, wc, b, yc, &mut s[..need]);
-                    self.finish_row(i / self.m, mc, 0, yc, None, extras);
+                    self.finish_row(cx.isa, i / self.m, mc, 0, yc, None, extras);
                 }
             })
         });
@@ -517,7 +528,7 @@ impl Conv2d {
             let xi = &x[img * self.c * plane..][..self.c * plane];
             let yi = &mut y[img * self.m * cols..][..self.m * cols];
             let post = |mc: usize, j0: usize, row: &mut [f32]| {
-                self.finish_row(img, mc, j0, row, None, extras);
+                self.finish_row(cx.isa, img, mc, j0, row, None, extras);
             };
             let residual = if self.fused.residual {
                 let o = self.operands[0];
@@ -583,7 +594,9 @@ pub(crate) fn epilogue_inputs<'a>(
 /// Adds `bias` and applies the epilogue `steps` to `row`: output channel `mc` of image
 /// `img`, columns `j0..j0 + row.len()` of an output `ow` wide, with `sinter_ir`'s own
 /// step functions so the values are exactly those of the reference epilogue.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn finish_row(
+    isa: Isa,
     steps: &[Step],
     operands: &[Operand],
     ow: usize,
@@ -598,7 +611,7 @@ pub(crate) fn finish_row(
     let mut k = 0;
     for &step in steps {
         let Step::Binary { op, swapped } = step else {
-            apply_unary(step, row);
+            apply_unary_step(isa, step, row);
             continue;
         };
         let (o, data) = (operands[k], extras[k]);
@@ -615,6 +628,26 @@ pub(crate) fn finish_row(
                 op.apply_scalar(swapped, std::slice::from_mut(x), v);
             }
         }
+    }
+}
+
+/// A unary epilogue step on `row`: the transcendental ones (sigmoid, SiLU, tanh, the
+/// GELUs) by the vectorized kernels of `sinter-kernels` (within a few ulp of the
+/// reference's formulas, which evaluate GELU in f64 one element at a time), the others
+/// by `sinter-ir`'s own step function, exactly.
+fn apply_unary_step(isa: Isa, step: Step, row: &mut [f32]) {
+    let f = match step {
+        Step::Sigmoid => Unary::Sigmoid,
+        Step::Silu => Unary::Silu,
+        Step::Tanh => Unary::Tanh,
+        Step::GeluErf => Unary::GeluErf,
+        Step::GeluTanh => Unary::GeluTanh,
+        _ => return apply_unary(step, row),
+    };
+    // The tier was validated when the engine was made; the fallback only keeps this
+    // total.
+    if activation::apply(isa, f, row).is_err() {
+        apply_unary(step, row);
     }
 }
 
@@ -673,7 +706,7 @@ impl Exec for Conv2d {
                     let yg = &mut y[(img * self.m + g * mg) * cols..][..mg * cols];
                     let bias = bias.map(|b| &b[g * mg..][..mg]);
                     let post = |r: usize, j0: usize, row: &mut [f32]| {
-                        self.finish_row(img, g * mg + r, j0, row, None, extras);
+                        self.finish_row(cx.isa, img, g * mg + r, j0, row, None, extras);
                     };
                     let residual = if self.fused.residual {
                         let o = self.operands[0];
