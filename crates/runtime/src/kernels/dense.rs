@@ -285,11 +285,7 @@ impl Exec for Dense {
                     } else {
                         yt.resize(n * m, 0.0);
                         sinter_kernels::sgemm(cx.isa, &a, &b, yt, m, &epi, cx.pool).map_err(kerr)?;
-                        for (j, col) in yt.chunks_exact(m).enumerate() {
-                            for (i, &v) in col.iter().enumerate() {
-                                y[i * n + j] = v;
-                            }
-                        }
+                        transpose_into(yt, m, n, y, cx);
                     }
                     if !self.post.is_empty() {
                         self.finish(y, extras, cx);
@@ -309,6 +305,29 @@ impl Exec for Dense {
             })
         })
     }
+}
+
+/// `y` (`m × n`) = the transpose of `yt` (`n × m`), rows of `y` spread over the
+/// context's threads, in square tiles so both sides stream through cache lines (a plain
+/// column walk over `y` touches a new line per element).
+fn transpose_into(yt: &[f32], m: usize, n: usize, y: &mut [f32], cx: &RunCtx) {
+    const TILE: usize = 16;
+    let per_task = m.div_ceil(cx.pool.threads() * 4).max(TILE);
+    par_chunks(cx.pool, y, n, per_task, &|i0, rows| {
+        let i1 = i0 + rows.len() / n;
+        for ib in (i0..i1).step_by(TILE) {
+            let ie = (ib + TILE).min(i1);
+            for jb in (0..n).step_by(TILE) {
+                let je = (jb + TILE).min(n);
+                for i in ib..ie {
+                    let out = &mut rows[(i - i0) * n..][jb..je];
+                    for (d, j) in out.iter_mut().zip(jb..je) {
+                        *d = yt[j * m + i];
+                    }
+                }
+            }
+        }
+    });
 }
 
 thread_local! {
