@@ -66,7 +66,9 @@ impl Context {
         Context { shared, arena, pool, ins: Vec::with_capacity(most_in), outs: Vec::with_capacity(most_out) }
     }
 
-    /// Copies `t` into the arena slot of input `name`, checking dtype and shape.
+    /// Copies `t` into the arena slot of input `name`, checking dtype and shape. The
+    /// input stays set for every later run until it is set again (no kernel writes over
+    /// a graph input's slot).
     pub fn set_input(&mut self, name: &str, t: &Tensor) -> Result<()> {
         let (info, slot) = self.shared.inputs.iter().find(|(i, _)| i.name == name).ok_or_else(|| {
             RuntimeError::UnknownInput { name: name.to_string(), expected: names(&self.shared.inputs) }
