@@ -32,20 +32,12 @@ impl Chain {
     pub(crate) fn new(op: &dyn Op, inputs: &[Option<Slot>], outputs: &[Slot]) -> Option<Chain> {
         let f = op.as_any().downcast_ref::<FusedElementwise>()?;
         let (x, y) = (inputs.first()?.as_ref()?, outputs.first()?);
-        if x.dtype != DType::F32 || y.dtype != DType::F32 || x.shape != y.shape || y.shape.len() > 4 {
+        if x.dtype != DType::F32 || y.dtype != DType::F32 || x.shape != y.shape {
             return None;
         }
-        let mut dims = [1usize; 4];
-        dims[4 - y.shape.len()..].copy_from_slice(&y.shape);
-        let extras = inputs.get(1..).unwrap_or(&[]);
+        let dims = conv::dims4(&y.shape)?;
         let steps = f.epilogue.steps.clone();
-        if extras.len() != steps.iter().filter(|s| s.is_binary()).count() || extras.len() > MAX_EPILOGUE_INPUTS {
-            return None;
-        }
-        let operands = extras
-            .iter()
-            .map(|e| e.as_ref().filter(|e| e.dtype == DType::F32).and_then(|e| conv::operand(&e.shape, &dims)))
-            .collect::<Option<Vec<_>>>()?;
+        let operands = conv::epilogue_operands(&steps, inputs.get(1..).unwrap_or(&[]), &dims)?;
         let numel = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
         Some(Chain { steps, operands, dims, numel })
     }

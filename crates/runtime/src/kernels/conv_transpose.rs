@@ -5,10 +5,10 @@
 //! right away; then bias and epilogue per output plane. `W_gᵀ` is packed once (at build
 //! time when the plan carries it).
 
-use super::conv::{epilogue_inputs, finish_row, operand, valid_range, Operand, Weights, MAX_EPILOGUE_INPUTS};
+use super::conv::{epilogue_inputs, finish_row, valid_range, ConvGeom, Weights, MAX_EPILOGUE_INPUTS};
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
-use sinter_ir::ops::fused::{BaseKind, Step, BASE_SLOTS};
+use sinter_ir::ops::fused::{BaseKind, BASE_SLOTS};
 use sinter_ir::ops::nn::ConvTranspose;
 use sinter_ir::ops::Op;
 use sinter_ir::{IrError, Result, View, ViewMut};
@@ -20,26 +20,7 @@ const BLOCK_FLOATS: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct ConvT2d {
-    name: &'static str,
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    m: usize,
-    groups: usize,
-    kh: usize,
-    kw: usize,
-    sh: usize,
-    sw: usize,
-    dh: usize,
-    dw: usize,
-    ph: i64,
-    pw: i64,
-    oh: usize,
-    ow: usize,
-    has_bias: bool,
-    steps: Vec<Step>,
-    operands: Vec<Operand>,
+    g: ConvGeom,
     /// Input columns per GEMM block.
     chunk: usize,
     weights: Weights,
@@ -60,96 +41,52 @@ impl ConvT2d {
         weights: Weights,
     ) -> Option<ConvT2d> {
         let (ct, steps, name) = super::base_op::<ConvTranspose>(op, op_type, BaseKind::ConvTranspose)?;
-        let x = inputs.first()?.as_ref()?;
-        let wt = inputs.get(1)?.as_ref()?;
-        let y = outputs.first()?;
-        if x.shape.len() != 4 || wt.shape.len() != 4 || outputs.len() != 1 {
+        let (x, wt) = (inputs.first()?.as_ref()?, inputs.get(1)?.as_ref()?);
+        if wt.shape.len() != 4 || x.shape.len() != 4 || wt.shape[0] != x.shape[1] {
             return None;
         }
         let win = ct.resolve_window(&x.shape, &wt.shape).ok()?;
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-        let groups = ct.group;
-        let (kh, kw) = (wt.shape[2], wt.shape[3]);
-        let m = wt.shape[1].checked_mul(groups)?;
-        let (oh, ow) = (*win.out.first()?, *win.out.get(1)?);
-        if y.shape != [n, m, oh, ow] || groups == 0 || c % groups != 0 || wt.shape[0] != c {
-            return None;
-        }
-        let bias = inputs.get(2).and_then(|b| b.as_ref());
-        if bias.is_some_and(|b| b.shape != [m]) {
-            return None;
-        }
-        let extras = if op_type == "FusedConvTranspose" { inputs.get(BASE_SLOTS..).unwrap_or(&[]) } else { &[] };
-        if extras.len() != steps.iter().filter(|s| s.is_binary()).count() {
-            return None;
-        }
-        let out = [n, m, oh, ow];
-        let operands = extras.iter().map(|e| operand(&e.as_ref()?.shape, &out)).collect::<Option<Vec<_>>>()?;
-        if c == 0 || h == 0 || w == 0 || m == 0 || kh == 0 || kw == 0 {
-            return None;
-        }
-        let rows = (m / groups).checked_mul(kh)?.checked_mul(kw)?;
-        let in_size = h.checked_mul(w)?;
-        n.checked_mul(m)?.checked_mul(oh.checked_mul(ow)?)?;
-        n.checked_mul(c)?.checked_mul(in_size)?;
-        sinter_kernels::packed_a_len(rows, c / groups).checked_mul(groups)?;
+        let m = wt.shape[1].checked_mul(ct.group)?;
+        let fused = op_type == "FusedConvTranspose";
+        let g = ConvGeom::new(name, steps, fused, inputs, outputs, (m, ct.group), [wt.shape[2], wt.shape[3]], &win)?;
+        let rows = g.mg().checked_mul(g.kh)?.checked_mul(g.kw)?;
+        let in_size = g.h * g.w;
+        sinter_kernels::packed_a_len(rows, g.cg()).checked_mul(g.groups)?;
         let chunk = (BLOCK_FLOATS / rows.max(1)).clamp(16, in_size.max(16));
-        Some(ConvT2d {
-            name,
-            n,
-            c,
-            h,
-            w,
-            m,
-            groups,
-            kh,
-            kw,
-            sh: *win.strides.first()?,
-            sw: *win.strides.get(1)?,
-            dh: *win.dilations.first()?,
-            dw: *win.dilations.get(1)?,
-            ph: *win.pad_begin.first()?,
-            pw: *win.pad_begin.get(1)?,
-            oh,
-            ow,
-            has_bias: bias.is_some(),
-            steps,
-            operands,
-            chunk,
-            weights,
-        })
+        Some(ConvT2d { g, chunk, weights })
     }
 
     fn cg(&self) -> usize {
-        self.c / self.groups
+        self.g.cg()
     }
     fn mg(&self) -> usize {
-        self.m / self.groups
+        self.g.mg()
     }
     /// Rows of `W_gᵀ`: one per output channel and kernel tap.
     fn rows(&self) -> usize {
-        self.mg() * self.kh * self.kw
+        self.mg() * self.g.kh * self.g.kw
     }
 
     pub(crate) fn packed_len(&self) -> usize {
-        sinter_kernels::packed_a_len(self.rows(), self.cg()) * self.groups
+        sinter_kernels::packed_a_len(self.rows(), self.cg()) * self.g.groups
     }
 
     /// Packs `W` (`[c, m_g, kh, kw]`) as `groups` matrices `W_gᵀ` (`m_g·kh·kw × c_g`).
     pub(crate) fn pack(&self, wt: &[f32], out: &mut [f32]) -> Result<()> {
         let (rows, cg) = (self.rows(), self.cg());
         let plen = sinter_kernels::packed_a_len(rows, cg);
-        if wt.len() != self.c * rows || out.len() != plen * self.groups {
-            return Err(IrError::Data(format!("{}: weights of {} floats do not fit", self.name, wt.len())));
+        if wt.len() != self.g.c * rows || out.len() != plen * self.g.groups {
+            return Err(IrError::Data(format!("{}: weights of {} floats do not fit", self.g.name, wt.len())));
         }
         let mut t = vec![0.0; rows * cg];
-        for (g, dst) in out.chunks_exact_mut(plen.max(1)).enumerate().take(self.groups) {
+        for (g, dst) in out.chunks_exact_mut(plen.max(1)).enumerate().take(self.g.groups) {
             for ci in 0..cg {
                 for r in 0..rows {
                     t[r * cg + ci] = wt[(g * cg + ci) * rows + r];
                 }
             }
-            sinter_kernels::pack_a(rows, cg, &t, cg, dst).map_err(|e| IrError::Data(format!("{}: {e}", self.name)))?;
+            sinter_kernels::pack_a(rows, cg, &t, cg, dst)
+                .map_err(|e| IrError::Data(format!("{}: {e}", self.g.name)))?;
         }
         Ok(())
     }
@@ -164,34 +101,34 @@ impl ConvT2d {
     /// Adds column block `col` (`rows × len`, input positions `j0..j0 + len`) into the
     /// output planes `yg` (`[m_g, oh·ow]`).
     fn col2im_add(&self, col: &[f32], j0: usize, len: usize, yg: &mut [f32]) {
-        let plane = self.oh * self.ow;
-        let taps = self.kh * self.kw;
+        let plane = self.g.oh * self.g.ow;
+        let taps = self.g.kh * self.g.kw;
         for (r, crow) in col.chunks_exact(len).enumerate().take(self.rows()) {
             let (mc, tap) = (r / taps, r % taps);
-            let (ky, kx) = (tap / self.kw, tap % self.kw);
+            let (ky, kx) = (tap / self.g.kw, tap % self.g.kw);
             let yp = &mut yg[mc * plane..][..plane];
-            let off = (kx * self.dw) as i64 - self.pw;
+            let off = (kx * self.g.dw) as i64 - self.g.pw;
             // Input columns ix whose output column ix * sw + off lies in 0..ow.
-            let (lo, hi) = valid_range(off, self.sw, self.ow, self.w);
+            let (lo, hi) = valid_range(off, self.g.sw, self.g.ow, self.g.w);
             let mut pos = 0;
             while pos < len {
                 let j = j0 + pos;
-                let (iy, ix0) = (j / self.w, j % self.w);
-                let seg = (self.w - ix0).min(len - pos);
+                let (iy, ix0) = (j / self.g.w, j % self.g.w);
+                let seg = (self.g.w - ix0).min(len - pos);
                 let src = &crow[pos..pos + seg];
                 pos += seg;
-                let oy = (iy * self.sh + ky * self.dh) as i64 - self.ph;
-                if oy < 0 || oy >= self.oh as i64 {
+                let oy = (iy * self.g.sh + ky * self.g.dh) as i64 - self.g.ph;
+                if oy < 0 || oy >= self.g.oh as i64 {
                     continue;
                 }
                 let (a, b) = (lo.clamp(ix0, ix0 + seg), hi.clamp(ix0, ix0 + seg));
                 if a >= b {
                     continue;
                 }
-                let yrow = &mut yp[oy as usize * self.ow..][..self.ow];
+                let yrow = &mut yp[oy as usize * self.g.ow..][..self.g.ow];
                 // a * sw + off >= 0 and (b - 1) * sw + off < ow by the valid range.
-                let start = (a as i64 * self.sw as i64 + off) as usize;
-                for (v, d) in src[a - ix0..b - ix0].iter().zip(yrow[start..].iter_mut().step_by(self.sw)) {
+                let start = (a as i64 * self.g.sw as i64 + off) as usize;
+                for (v, d) in src[a - ix0..b - ix0].iter().zip(yrow[start..].iter_mut().step_by(self.g.sw)) {
                     *d += v;
                 }
             }
@@ -201,27 +138,28 @@ impl ConvT2d {
 
 impl Exec for ConvT2d {
     fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], cx: &mut RunCtx) -> Result<()> {
-        let missing = |index| IrError::MissingInput { op: self.name.into(), index };
+        let missing = |index| IrError::MissingInput { op: self.g.name.into(), index };
         let input = |i: usize| inputs.get(i).copied().flatten().ok_or_else(|| missing(i));
         let x = input(0)?.as_slice::<f32>()?;
         let wt = input(1)?.as_slice::<f32>()?;
-        let bias = if self.has_bias { Some(input(2)?.as_slice::<f32>()?) } else { None };
+        let bias = if self.g.has_bias { Some(input(2)?.as_slice::<f32>()?) } else { None };
         let mut extras: [&[f32]; MAX_EPILOGUE_INPUTS] = [&[]; MAX_EPILOGUE_INPUTS];
-        let count = epilogue_inputs(self.name, inputs, BASE_SLOTS, &self.operands, &mut extras)?;
+        let count = epilogue_inputs(self.g.name, inputs, BASE_SLOTS, &self.g.operands, &mut extras)?;
         let extras = &extras[..count];
         let y = outputs.first_mut().ok_or_else(|| missing(0))?.as_slice_mut::<f32>()?;
-        let (in_size, plane, cg, mg, rows) = (self.h * self.w, self.oh * self.ow, self.cg(), self.mg(), self.rows());
-        if x.len() != self.n * self.c * in_size
-            || y.len() != self.n * self.m * plane
-            || bias.is_some_and(|b| b.len() != self.m)
+        let (in_size, plane, cg, mg, rows) =
+            (self.g.h * self.g.w, self.g.oh * self.g.ow, self.cg(), self.mg(), self.rows());
+        if x.len() != self.g.n * self.g.c * in_size
+            || y.len() != self.g.n * self.g.m * plane
+            || bias.is_some_and(|b| b.len() != self.g.m)
         {
-            return Err(IrError::Data(format!("{}: operand sizes do not match the plan", self.name)));
+            return Err(IrError::Data(format!("{}: operand sizes do not match the plan", self.g.name)));
         }
         let plen = sinter_kernels::packed_a_len(rows, cg);
-        let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.name));
+        let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
         let mut run = |packed: &[f32]| -> Result<()> {
-            if packed.len() != plen * self.groups {
-                return Err(IrError::Data(format!("{}: packed weights hold {} floats", self.name, packed.len())));
+            if packed.len() != plen * self.g.groups {
+                return Err(IrError::Data(format!("{}: packed weights hold {} floats", self.g.name, packed.len())));
             }
             COL.with(|col| {
                 let mut col = col.borrow_mut();
@@ -229,11 +167,11 @@ impl Exec for ConvT2d {
                 if col.len() < rows * chunk {
                     col.resize(rows * chunk, 0.0);
                 }
-                for img in 0..self.n {
-                    for g in 0..self.groups {
-                        let xg = &x[(img * self.c + g * cg) * in_size..][..cg * in_size];
+                for img in 0..self.g.n {
+                    for g in 0..self.g.groups {
+                        let xg = &x[(img * self.g.c + g * cg) * in_size..][..cg * in_size];
                         let a = PackedA::new(&packed[g * plen..][..plen], rows, cg).map_err(kerr)?;
-                        let yg = &mut y[(img * self.m + g * mg) * plane..][..mg * plane];
+                        let yg = &mut y[(img * self.g.m + g * mg) * plane..][..mg * plane];
                         yg.fill(0.0);
                         let mut j0 = 0;
                         while j0 < in_size {
@@ -249,9 +187,9 @@ impl Exec for ConvT2d {
                             let b = bias.map(|b| b[g * mg + r]);
                             finish_row(
                                 cx.isa,
-                                &self.steps,
-                                &self.operands,
-                                self.ow,
+                                &self.g.steps,
+                                &self.g.operands,
+                                self.g.ow,
                                 (img, g * mg + r, 0),
                                 yp,
                                 b,

@@ -179,20 +179,12 @@ impl Dense {
             return Some(dense);
         }
         // The general epilogue: only C (or FusedMatMul's bias) in registers.
-        if c.is_some_and(|c| !per_feature(c)) || y.shape.len() > 4 {
+        if c.is_some_and(|c| !per_feature(c)) {
             return None;
         }
         dense.bias = c.map(|_| (2, beta));
-        dense.dims = [1; 4];
-        dense.dims[4 - y.shape.len()..].copy_from_slice(&y.shape);
-        let extras = inputs.get(BASE_SLOTS..).unwrap_or(&[]);
-        if extras.len() != steps.iter().filter(|s| s.is_binary()).count() || extras.len() > MAX_EPILOGUE_INPUTS {
-            return None;
-        }
-        dense.operands = extras
-            .iter()
-            .map(|e| e.as_ref().filter(|e| e.dtype == DType::F32).and_then(|e| conv::operand(&e.shape, &dense.dims)))
-            .collect::<Option<Vec<_>>>()?;
+        dense.dims = conv::dims4(&y.shape)?;
+        dense.operands = conv::epilogue_operands(steps, inputs.get(BASE_SLOTS..).unwrap_or(&[]), &dense.dims)?;
         dense.post = steps.to_vec();
         Some(dense)
     }

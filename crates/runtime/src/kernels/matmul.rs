@@ -62,21 +62,8 @@ impl MatMul {
         if bias.is_some_and(|c| c.dtype != DType::F32 || c.shape != [n]) {
             return None;
         }
-        let mut dims = [1usize; 4];
-        if !steps.is_empty() {
-            if y.shape.len() > 4 {
-                return None;
-            }
-            dims[4 - y.shape.len()..].copy_from_slice(&y.shape);
-        }
-        let extras = inputs.get(BASE_SLOTS..).unwrap_or(&[]);
-        if extras.len() != steps.iter().filter(|s| s.is_binary()).count() || extras.len() > MAX_EPILOGUE_INPUTS {
-            return None;
-        }
-        let operands = extras
-            .iter()
-            .map(|e| e.as_ref().filter(|e| e.dtype == DType::F32).and_then(|e| conv::operand(&e.shape, &dims)))
-            .collect::<Option<Vec<_>>>()?;
+        let dims = if steps.is_empty() { [1; 4] } else { conv::dims4(&y.shape)? };
+        let operands = conv::epilogue_operands(&steps, inputs.get(BASE_SLOTS..).unwrap_or(&[]), &dims)?;
         batch.checked_mul(m)?.checked_mul(n)?;
         Some(MatMul {
             name,

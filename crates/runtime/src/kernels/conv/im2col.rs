@@ -42,9 +42,9 @@ pub(super) struct Padded {
 impl Padded {
     /// The layout for `conv`, or `None` if its size overflows.
     pub fn new(conv: &Conv2d) -> Option<Padded> {
-        let hp = (conv.oh - 1).checked_mul(conv.sh)?.checked_add((conv.kh - 1).checked_mul(conv.dh)?)? + 1;
-        let wp = (conv.ow - 1).checked_mul(conv.sw)?.checked_add((conv.kw - 1).checked_mul(conv.dw)?)? + 1;
-        let p = Padded { hp, pl: wp.div_ceil(conv.sw), sw: conv.sw };
+        let hp = (conv.g.oh - 1).checked_mul(conv.g.sh)?.checked_add((conv.g.kh - 1).checked_mul(conv.g.dh)?)? + 1;
+        let wp = (conv.g.ow - 1).checked_mul(conv.g.sw)?.checked_add((conv.g.kw - 1).checked_mul(conv.g.dw)?)? + 1;
+        let p = Padded { hp, pl: wp.div_ceil(conv.g.sw), sw: conv.g.sw };
         hp.checked_mul(p.sw)?.checked_mul(p.pl)?.checked_mul(conv.cg())?;
         Some(p)
     }
@@ -57,19 +57,19 @@ impl Padded {
 /// Writes channels of `x` (`[.., h, w]` planes) into `out` (whole planes of `layout`).
 pub(super) fn pad_split(conv: &Conv2d, layout: &Padded, x: &[f32], out: &mut [f32]) {
     let (sw, pl) = (layout.sw, layout.pl);
-    let plane = conv.h * conv.w;
+    let plane = conv.g.h * conv.g.w;
     for (xc, oc) in x.chunks_exact(plane).zip(out.chunks_exact_mut(layout.plane())) {
         for (py, orow) in oc.chunks_exact_mut(sw * pl).enumerate() {
-            let iy = py as i64 - conv.ph;
-            if iy < 0 || iy >= conv.h as i64 {
+            let iy = py as i64 - conv.g.ph;
+            if iy < 0 || iy >= conv.g.h as i64 {
                 orow.fill(0.0);
                 continue;
             }
-            let xrow = &xc[iy as usize * conv.w..][..conv.w];
+            let xrow = &xc[iy as usize * conv.g.w..][..conv.g.w];
             for (p, dst) in orow.chunks_exact_mut(pl).enumerate() {
                 // Padded column t·sw + p is input column t·sw + p − pw.
-                let off = p as i64 - conv.pw;
-                let (lo, hi) = valid_range(off, sw, conv.w, pl);
+                let off = p as i64 - conv.g.pw;
+                let (lo, hi) = valid_range(off, sw, conv.g.w, pl);
                 dst[..lo].fill(0.0);
                 dst[hi..].fill(0.0);
                 if lo < hi {
@@ -109,26 +109,26 @@ impl ConvB<'_> {
     /// `n0..n0 + row.len()`, into `row`.
     pub(super) fn fill_row(&self, kk: usize, n0: usize, row: &mut [f32]) {
         let cv = self.conv;
-        let (c, r) = (kk / (cv.kh * cv.kw), kk % (cv.kh * cv.kw));
-        let (ky, kx) = (r / cv.kw, r % cv.kw);
-        let plane = cv.h * cv.w;
+        let (c, r) = (kk / (cv.g.kh * cv.g.kw), kk % (cv.g.kh * cv.g.kw));
+        let (ky, kx) = (r / cv.g.kw, r % cv.g.kw);
+        let plane = cv.g.h * cv.g.w;
         let xc = &self.x[c * plane..][..plane];
-        let off = (kx * cv.dw) as i64 - cv.pw;
-        let (lo_all, hi_all) = valid_range(off, cv.sw, cv.w, cv.ow);
+        let off = (kx * cv.g.dw) as i64 - cv.g.pw;
+        let (lo_all, hi_all) = valid_range(off, cv.g.sw, cv.g.w, cv.g.ow);
         let len = row.len();
         let mut pos = 0;
         // The output position of column n0; later segments start at the next row's 0.
-        let (mut oy, mut ox0) = (n0 / cv.ow, n0 % cv.ow);
+        let (mut oy, mut ox0) = (n0 / cv.g.ow, n0 % cv.g.ow);
         while pos < len {
-            let seg = (cv.ow - ox0).min(len - pos);
+            let seg = (cv.g.ow - ox0).min(len - pos);
             let dst = &mut row[pos..pos + seg];
             pos += seg;
             let (oy_now, ox_now) = (oy, ox0);
             oy += 1;
             ox0 = 0;
             let (oy, ox0) = (oy_now, ox_now);
-            let iy = (oy * cv.sh + ky * cv.dh) as i64 - cv.ph;
-            if iy < 0 || iy >= cv.h as i64 {
+            let iy = (oy * cv.g.sh + ky * cv.g.dh) as i64 - cv.g.ph;
+            if iy < 0 || iy >= cv.g.h as i64 {
                 dst.fill(0.0);
                 continue;
             }
@@ -138,13 +138,13 @@ impl ConvB<'_> {
             dst[hi - ox0..].fill(0.0);
             if lo < hi {
                 // lo * sw + off >= 0 by construction of the valid range.
-                let start = (lo as i64 * cv.sw as i64 + off) as usize;
+                let start = (lo as i64 * cv.g.sw as i64 + off) as usize;
                 let dst = &mut dst[lo - ox0..hi - ox0];
-                let xrow = &xc[iy as usize * cv.w..][..cv.w];
-                if cv.sw == 1 {
+                let xrow = &xc[iy as usize * cv.g.w..][..cv.g.w];
+                if cv.g.sw == 1 {
                     dst.copy_from_slice(&xrow[start..start + dst.len()]);
                 } else {
-                    for (d, s) in dst.iter_mut().zip(xrow[start..].iter().step_by(cv.sw)) {
+                    for (d, s) in dst.iter_mut().zip(xrow[start..].iter().step_by(cv.g.sw)) {
                         *d = *s;
                     }
                 }
@@ -164,20 +164,20 @@ impl ConvB<'_> {
             segs.clear();
             let mut j = 0;
             while j < nc {
-                let (oy, ox) = ((n0 + j) / cv.ow, (n0 + j) % cv.ow);
-                let len = (cv.ow - ox).min(nc - j).min(nr - j % nr);
-                segs.push(Seg { src: oy * cv.sh * row + ox, dst: (j / nr) * kc * nr + j % nr, len });
+                let (oy, ox) = ((n0 + j) / cv.g.ow, (n0 + j) % cv.g.ow);
+                let len = (cv.g.ow - ox).min(nc - j).min(nr - j % nr);
+                segs.push(Seg { src: oy * cv.g.sh * row + ox, dst: (j / nr) * kc * nr + j % nr, len });
                 j += len;
             }
             // Columns past nc in the last panel are zero.
             let pad = nc.div_ceil(nr) * nr - nc;
             let pad_at = (nc / nr) * kc * nr + nc % nr;
-            let taps = cv.kh * cv.kw;
+            let taps = cv.g.kh * cv.g.kw;
             for kk in 0..kc {
                 let (c, t) = ((k0 + kk) / taps, (k0 + kk) % taps);
-                let (ky, kx) = (t / cv.kw, t % cv.kw);
-                let xoff = kx * cv.dw;
-                let tap = &self.x[c * p.plane() + ky * cv.dh * row + (xoff % p.sw) * p.pl + xoff / p.sw..];
+                let (ky, kx) = (t / cv.g.kw, t % cv.g.kw);
+                let xoff = kx * cv.g.dw;
+                let tap = &self.x[c * p.plane() + ky * cv.g.dh * row + (xoff % p.sw) * p.pl + xoff / p.sw..];
                 let out = &mut dst[kk * nr..];
                 for s in segs.iter() {
                     copy_run(&mut out[s.dst..s.dst + s.len], &tap[s.src..s.src + s.len]);

@@ -9,14 +9,17 @@
 //! Depthwise convolutions (one input and one output channel per group) use a direct
 //! kernel instead, since their GEMMs would be 1×k, threaded over channel planes.
 
+mod geom;
 mod im2col;
+
+pub(crate) use geom::ConvGeom;
 
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{apply_unary, BaseKind, BinOp, Step, BASE_SLOTS};
 use sinter_ir::ops::nn::Conv;
 use sinter_ir::ops::Op;
-use sinter_ir::{IrError, Result, View, ViewMut};
+use sinter_ir::{DType, IrError, Result, View, ViewMut};
 use sinter_kernels::activation::{self, Unary};
 use sinter_kernels::winograd::{WinogradConv, WinogradEpilogue, WinogradTile};
 use sinter_kernels::{Activation, Epilogue, Isa, Matrix, PackedA};
@@ -36,26 +39,7 @@ pub(crate) struct Operand {
 /// A convolution with resolved geometry (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Conv2d {
-    name: &'static str,
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    m: usize,
-    groups: usize,
-    kh: usize,
-    kw: usize,
-    sh: usize,
-    sw: usize,
-    dh: usize,
-    dw: usize,
-    ph: i64,
-    pw: i64,
-    oh: usize,
-    ow: usize,
-    has_bias: bool,
-    steps: Vec<Step>,
-    operands: Vec<Operand>,
+    g: ConvGeom,
     /// How the epilogue steps map onto the GEMM's in-register epilogue.
     fused: FusedEpilogue,
     /// Where the packed weights come from.
@@ -102,84 +86,31 @@ impl Conv2d {
         weights: Weights,
     ) -> Option<Conv2d> {
         let (conv, steps, name) = super::base_op::<Conv>(op, op_type, BaseKind::Conv)?;
-        let x = inputs.first()?.as_ref()?;
-        let wt = inputs.get(1)?.as_ref()?;
-        let y = outputs.first()?;
-        if x.shape.len() != 4 || wt.shape.len() != 4 || outputs.len() != 1 {
+        let (x, wt) = (inputs.first()?.as_ref()?, inputs.get(1)?.as_ref()?);
+        if wt.shape.len() != 4 {
             return None;
         }
         let win = conv.resolve_window(&x.shape, &wt.shape).ok()?;
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-        let (m, kh, kw) = (wt.shape[0], wt.shape[2], wt.shape[3]);
-        let (oh, ow) = (*win.out.first()?, *win.out.get(1)?);
-        if y.shape != [n, m, oh, ow] {
-            return None;
-        }
-        let bias = inputs.get(2).and_then(|b| b.as_ref());
-        if bias.is_some_and(|b| b.shape != [m]) {
-            return None;
-        }
-        let extras = if name == "FusedConv" { inputs.get(BASE_SLOTS..).unwrap_or(&[]) } else { &[] };
-        let binary = steps.iter().filter(|s| s.is_binary()).count();
-        if extras.len() != binary {
-            return None;
-        }
-        let out = [n, m, oh, ow];
-        let operands = extras.iter().map(|e| operand(&e.as_ref()?.shape, &out)).collect::<Option<Vec<_>>>()?;
-        if c == 0 || h == 0 || w == 0 || m == 0 || oh == 0 || ow == 0 {
-            return None; // degenerate: the reference handles it
-        }
-        let groups = conv.group;
-        if groups == 0 || m % groups != 0 || c % groups != 0 {
-            return None;
-        }
+        let (m, kernel) = (wt.shape[0], [wt.shape[2], wt.shape[3]]);
+        let g = ConvGeom::new(name, steps, name == "FusedConv", inputs, outputs, (m, conv.group), kernel, &win)?;
         // Sizes the run loops rely on, checked once here.
-        let kdim = (c / groups).checked_mul(kh)?.checked_mul(kw)?;
-        let cols = oh.checked_mul(ow)?;
-        h.checked_mul(w.checked_add(*win.strides.get(1)?)?)?;
-        n.checked_mul(c)?.checked_mul(h)?.checked_mul(w)?;
-        n.checked_mul(m)?.checked_mul(cols)?;
-        sinter_kernels::packed_a_len(m / groups, kdim).checked_mul(groups)?;
-        let fused = fuse_epilogue(&steps, &operands, &out);
-        let conv2d = Conv2d {
-            name,
-            n,
-            c,
-            h,
-            w,
-            m,
-            groups,
-            kh,
-            kw,
-            sh: *win.strides.first()?,
-            sw: *win.strides.get(1)?,
-            dh: *win.dilations.first()?,
-            dw: *win.dilations.get(1)?,
-            ph: *win.pad_begin.first()?,
-            pw: *win.pad_begin.get(1)?,
-            oh,
-            ow,
-            has_bias: bias.is_some(),
-            steps,
-            operands,
-            fused,
-            weights,
-            dw_geom: None,
-            winograd: None,
-            padded: None,
-        };
-        let mut conv2d = conv2d;
-        if kh * kw > 1 {
+        let kdim = g.cg().checked_mul(g.kh)?.checked_mul(g.kw)?;
+        g.h.checked_mul(g.w.checked_add(g.sw)?)?;
+        sinter_kernels::packed_a_len(g.mg(), kdim).checked_mul(g.groups)?;
+        let fused = fuse_epilogue(&g.steps, &g.operands, &[g.n, g.m, g.oh, g.ow]);
+        let mut conv2d = Conv2d { g, fused, weights, dw_geom: None, winograd: None, padded: None };
+        if conv2d.g.kh * conv2d.g.kw > 1 {
             conv2d.padded = Some(im2col::Padded::new(&conv2d)?);
         }
-        if conv2d.depthwise() && conv2d.ph >= 0 && conv2d.pw >= 0 {
+        let g = &conv2d.g;
+        if conv2d.depthwise() && g.ph >= 0 && g.pw >= 0 {
             conv2d.dw_geom = sinter_kernels::depthwise::DwGeom::new(
-                [h, w],
-                [oh, ow],
-                [kh, kw],
-                [conv2d.sh, conv2d.sw],
-                [conv2d.dh, conv2d.dw],
-                [conv2d.ph as usize, conv2d.pw as usize],
+                [g.h, g.w],
+                [g.oh, g.ow],
+                [g.kh, g.kw],
+                [g.sh, g.sw],
+                [g.dh, g.dw],
+                [g.ph as usize, g.pw as usize],
             )
             .ok();
         }
@@ -187,38 +118,39 @@ impl Conv2d {
     }
 
     fn cg(&self) -> usize {
-        self.c / self.groups
+        self.g.cg()
     }
     fn mg(&self) -> usize {
-        self.m / self.groups
+        self.g.mg()
     }
     fn kdim(&self) -> usize {
-        self.cg() * self.kh * self.kw
+        self.cg() * self.g.kh * self.g.kw
     }
     fn cols(&self) -> usize {
-        self.oh * self.ow
+        self.g.oh * self.g.ow
     }
     pub(crate) fn depthwise(&self) -> bool {
         self.cg() == 1 && self.mg() == 1
     }
     /// A 1x1 kernel with unit strides and no padding: the input is its own im2col matrix.
     fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
+        self.g.kh == 1 && self.g.kw == 1 && self.g.sh == 1 && self.g.sw == 1 && self.g.ph == 0 && self.g.pw == 0
     }
 
     /// The same convolution run by Winograd with output tiles of `tile`, or `None`
     /// when it is not a single-group 3×3 stride-1 dilation-1 convolution.
     pub(crate) fn with_winograd(mut self, tile: WinogradTile) -> Option<Conv2d> {
-        let plain = self.groups == 1 && (self.kh, self.kw, self.sh, self.sw, self.dh, self.dw) == (3, 3, 1, 1, 1, 1);
-        if !plain || self.ph < 0 || self.pw < 0 {
+        let plain = self.g.groups == 1
+            && (self.g.kh, self.g.kw, self.g.sh, self.g.sw, self.g.dh, self.g.dw) == (3, 3, 1, 1, 1, 1);
+        if !plain || self.g.ph < 0 || self.g.pw < 0 {
             return None;
         }
-        let (ph, pw) = (self.ph as usize, self.pw as usize);
+        let (ph, pw) = (self.g.ph as usize, self.g.pw as usize);
         // Bottom / right padding follow from the output size.
-        let pb = (self.oh + 2).checked_sub(self.h + ph)?;
-        let pr = (self.ow + 2).checked_sub(self.w + pw)?;
-        let wc = WinogradConv::new(tile, self.c, self.h, self.w, self.m, [ph, pw, pb, pr]).ok()?;
-        if wc.out_size() != (self.oh, self.ow) {
+        let pb = (self.g.oh + 2).checked_sub(self.g.h + ph)?;
+        let pr = (self.g.ow + 2).checked_sub(self.g.w + pw)?;
+        let wc = WinogradConv::new(tile, self.g.c, self.g.h, self.g.w, self.g.m, [ph, pw, pb, pr]).ok()?;
+        if wc.out_size() != (self.g.oh, self.g.ow) {
             return None;
         }
         self.winograd = Some(wc);
@@ -227,24 +159,23 @@ impl Conv2d {
 
     /// Input channels, output channels, output height and width.
     pub(crate) fn dims(&self) -> (usize, usize, usize, usize) {
-        (self.c, self.m, self.oh, self.ow)
+        (self.g.c, self.g.m, self.g.oh, self.g.ow)
     }
 
     /// The shapes of input 0 and of the output.
     pub(crate) fn io_shapes(&self) -> ([usize; 4], [usize; 4]) {
-        ([self.n, self.c, self.h, self.w], [self.n, self.m, self.oh, self.ow])
+        ([self.g.n, self.g.c, self.g.h, self.g.w], [self.g.n, self.g.m, self.g.oh, self.g.ow])
     }
 
     /// A copy without epilogue steps (for timing tactics on the convolution alone).
     pub(crate) fn plain(&self) -> Conv2d {
         Conv2d {
-            name: self.name,
-            steps: Vec::new(),
-            operands: Vec::new(),
+            g: ConvGeom { steps: Vec::new(), operands: Vec::new(), has_bias: false, ..self.g.clone() },
             fused: FusedEpilogue { act: Activation::None, residual: false, post: false },
             weights: Weights::Plan,
-            has_bias: false,
-            ..*self
+            dw_geom: self.dw_geom,
+            winograd: self.winograd,
+            padded: self.padded,
         }
     }
 
@@ -252,7 +183,7 @@ impl Conv2d {
     pub(crate) fn packed_len(&self) -> usize {
         match &self.winograd {
             Some(wc) => wc.packed_weights_len(),
-            None => sinter_kernels::packed_a_len(self.mg(), self.kdim()) * self.groups,
+            None => sinter_kernels::packed_a_len(self.mg(), self.kdim()) * self.g.groups,
         }
     }
 
@@ -260,17 +191,17 @@ impl Conv2d {
     /// matrices, or the Winograd-transformed weights.
     pub(crate) fn pack(&self, wt: &[f32], out: &mut [f32]) -> Result<()> {
         if let Some(wc) = &self.winograd {
-            self.check_len("weights", wt, self.m * self.kdim())?;
-            return sinter_kernels::winograd::pack_weights(wc.tile(), self.m, self.c, wt, out)
-                .map_err(|e| IrError::Data(format!("{}: {e}", self.name)));
+            self.check_len("weights", wt, self.g.m * self.kdim())?;
+            return sinter_kernels::winograd::pack_weights(wc.tile(), self.g.m, self.g.c, wt, out)
+                .map_err(|e| IrError::Data(format!("{}: {e}", self.g.name)));
         }
         let (mg, kdim) = (self.mg(), self.kdim());
         let plen = sinter_kernels::packed_a_len(mg, kdim);
-        self.check_len("weights", wt, self.m * kdim)?;
-        self.check_len("packed weights", out, plen * self.groups)?;
-        for (g, dst) in out.chunks_exact_mut(plen.max(1)).enumerate().take(self.groups) {
+        self.check_len("weights", wt, self.g.m * kdim)?;
+        self.check_len("packed weights", out, plen * self.g.groups)?;
+        for (g, dst) in out.chunks_exact_mut(plen.max(1)).enumerate().take(self.g.groups) {
             sinter_kernels::pack_a(mg, kdim, &wt[g * mg * kdim..][..mg * kdim], kdim, dst)
-                .map_err(|e| IrError::Data(format!("{}: {e}", self.name)))?;
+                .map_err(|e| IrError::Data(format!("{}: {e}", self.g.name)))?;
         }
         Ok(())
     }
@@ -298,33 +229,33 @@ impl Conv2d {
         bias: Option<f32>,
         extras: &[&[f32]],
     ) {
-        finish_row(isa, &self.steps, &self.operands, self.ow, (img, mc, j0), row, bias, extras);
+        finish_row(isa, &self.g.steps, &self.g.operands, self.g.ow, (img, mc, j0), row, bias, extras);
     }
 
     /// Input elements per row phase of a depthwise plane: with stride `sw`, each input
     /// row is split into `sw` phases (elements `p, p + sw, ...`) so that every kernel tap
     /// reads contiguous memory.
     pub(super) fn phase_len(&self) -> usize {
-        self.w.div_ceil(self.sw)
+        self.g.w.div_ceil(self.g.sw)
     }
 
     /// Floats of the phase-split copy of one input plane (none at unit stride).
     fn depthwise_scratch(&self) -> usize {
-        if self.sw == 1 {
+        if self.g.sw == 1 {
             0
         } else {
-            self.h * self.sw * self.phase_len()
+            self.g.h * self.g.sw * self.phase_len()
         }
     }
 
     /// Direct depthwise convolution of one channel plane `xc` into `yc`, bias included.
     /// `split` holds `depthwise_scratch()` floats for the phase-split input.
     fn depthwise_plane(&self, xc: &[f32], wc: &[f32], bias: f32, yc: &mut [f32], split: &mut [f32]) {
-        let (sw, pl) = (self.sw, self.phase_len());
+        let (sw, pl) = (self.g.sw, self.phase_len());
         let src: &[f32] = if sw == 1 {
             xc
         } else {
-            for (xrow, phases) in xc.chunks_exact(self.w).zip(split.chunks_exact_mut(sw * pl)) {
+            for (xrow, phases) in xc.chunks_exact(self.g.w).zip(split.chunks_exact_mut(sw * pl)) {
                 for (p, dst) in phases.chunks_exact_mut(pl).enumerate() {
                     for (t, d) in dst.iter_mut().enumerate() {
                         *d = xrow.get(p + t * sw).copied().unwrap_or(0.0);
@@ -334,20 +265,20 @@ impl Conv2d {
             split
         };
         yc.fill(bias);
-        for ky in 0..self.kh {
-            for kx in 0..self.kw {
-                let wv = wc[ky * self.kw + kx];
-                let off = (kx * self.dw) as i64 - self.pw;
-                let (lo, hi) = valid_range(off, sw, self.w, self.ow);
+        for ky in 0..self.g.kh {
+            for kx in 0..self.g.kw {
+                let wv = wc[ky * self.g.kw + kx];
+                let off = (kx * self.g.dw) as i64 - self.g.pw;
+                let (lo, hi) = valid_range(off, sw, self.g.w, self.g.ow);
                 if lo >= hi {
                     continue;
                 }
                 // Input column of output `lo`: >= 0 by construction of the valid range.
                 let start = (lo as i64 * sw as i64 + off) as usize;
                 let (phase, base) = (start % sw, start / sw);
-                for (oy, yrow) in yc.chunks_exact_mut(self.ow).enumerate() {
-                    let iy = (oy * self.sh + ky * self.dh) as i64 - self.ph;
-                    if iy < 0 || iy >= self.h as i64 {
+                for (oy, yrow) in yc.chunks_exact_mut(self.g.ow).enumerate() {
+                    let iy = (oy * self.g.sh + ky * self.g.dh) as i64 - self.g.ph;
+                    if iy < 0 || iy >= self.g.h as i64 {
                         continue;
                     }
                     let xrow = &src[(iy as usize * sw + phase) * pl..][..pl];
@@ -363,7 +294,7 @@ impl Conv2d {
         if data.len() == want {
             Ok(())
         } else {
-            Err(IrError::Data(format!("{}: {what} holds {} floats, expected {want}", self.name, data.len())))
+            Err(IrError::Data(format!("{}: {what} holds {} floats, expected {want}", self.g.name, data.len())))
         }
     }
 
@@ -376,9 +307,9 @@ impl Conv2d {
         extras: &[&[f32]],
         cx: &RunCtx,
     ) -> Result<()> {
-        let (plane, cols, kdim) = (self.h * self.w, self.cols(), self.kdim());
-        self.check_len("weights", wt, self.m * kdim)?;
-        let planes = self.n * self.m;
+        let (plane, cols, kdim) = (self.g.h * self.g.w, self.cols(), self.kdim());
+        self.check_len("weights", wt, self.g.m * kdim)?;
+        let planes = self.g.n * self.g.m;
         let per_task = planes.div_ceil(cx.pool.threads() * 4).max(1);
         // Relu/Clip run in the kernel's registers when they are the whole epilogue.
         let act = if self.fused.post || self.fused.residual { Activation::None } else { self.fused.act };
@@ -399,8 +330,8 @@ impl Conv2d {
                     // One call per run of consecutive channels of one image.
                     let mut i0 = first;
                     while i0 < end {
-                        let (img, mc0) = (i0 / self.m, i0 % self.m);
-                        let i1 = end.min((img + 1) * self.m);
+                        let (img, mc0) = (i0 / self.g.m, i0 % self.g.m);
+                        let i1 = end.min((img + 1) * self.g.m);
                         let c = i1 - i0;
                         let yc = &mut ys[(i0 - first) * cols..(i1 - first) * cols];
                         let xc = &x[i0 * plane..][..c * plane];
@@ -423,16 +354,16 @@ impl Conv2d {
                     return;
                 }
                 for (i, yc) in (first..end).zip(ys.chunks_exact_mut(cols)) {
-                    let mc = i % self.m;
+                    let mc = i % self.g.m;
                     let xc = &x[i * plane..][..plane];
                     let (wc, b) = (&wt[mc * kdim..][..kdim], bias.map_or(0.0, |b| b[mc]));
                     self.depthwise_plane(xc, wc, b, yc, &mut s[..need]);
-                    self.finish_row(cx.isa, i / self.m, mc, 0, yc, None, extras);
+                    self.finish_row(cx.isa, i / self.g.m, mc, 0, yc, None, extras);
                 }
             })
         });
         if failed.into_inner() {
-            return Err(IrError::Data(format!("{}: depthwise kernel refused its operands", self.name)));
+            return Err(IrError::Data(format!("{}: depthwise kernel refused its operands", self.g.name)));
         }
         Ok(())
     }
@@ -469,7 +400,7 @@ impl Conv2d {
             if buf.len() < need {
                 buf.resize(need, 0.0);
             }
-            let plane = self.h * self.w;
+            let plane = self.g.h * self.g.w;
             let per_task = self.cg().div_ceil(cx.pool.threads() * 4);
             par_chunks(cx.pool, &mut buf[..need], padded.plane(), per_task, &|c0, out| {
                 let c1 = c0 + out.len() / padded.plane();
@@ -522,17 +453,17 @@ impl Conv2d {
         extras: &[&[f32]],
         cx: &RunCtx,
     ) -> Result<()> {
-        let (plane, cols) = (self.h * self.w, self.cols());
-        let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.name));
-        for img in 0..self.n {
-            let xi = &x[img * self.c * plane..][..self.c * plane];
-            let yi = &mut y[img * self.m * cols..][..self.m * cols];
+        let (plane, cols) = (self.g.h * self.g.w, self.cols());
+        let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
+        for img in 0..self.g.n {
+            let xi = &x[img * self.g.c * plane..][..self.g.c * plane];
+            let yi = &mut y[img * self.g.m * cols..][..self.g.m * cols];
             let post = |mc: usize, j0: usize, row: &mut [f32]| {
                 self.finish_row(cx.isa, img, mc, j0, row, None, extras);
             };
             let residual = if self.fused.residual {
-                let o = self.operands[0];
-                Some(&extras[0][img * o.sn..][..self.m * cols])
+                let o = self.g.operands[0];
+                Some(&extras[0][img * o.sn..][..self.g.m * cols])
             } else {
                 None
             };
@@ -557,6 +488,23 @@ thread_local! {
     static DW_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// Weights packed at run time (weights that are not constants).
     static RUNTIME_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The layouts of a fused op's epilogue inputs `extras` (one per binary step of `steps`,
+/// f32, at most [`MAX_EPILOGUE_INPUTS`]) on an output of shape `dims` (rank 4), or `None`
+/// when they do not fit that.
+pub(crate) fn epilogue_operands(steps: &[Step], extras: &[Option<Slot>], dims: &[usize; 4]) -> Option<Vec<Operand>> {
+    if extras.len() != steps.iter().filter(|s| s.is_binary()).count() || extras.len() > MAX_EPILOGUE_INPUTS {
+        return None;
+    }
+    extras.iter().map(|e| e.as_ref().filter(|e| e.dtype == DType::F32).and_then(|e| operand(&e.shape, dims))).collect()
+}
+
+/// `shape` (rank at most 4) left-padded with 1s to rank 4.
+pub(crate) fn dims4(shape: &[usize]) -> Option<[usize; 4]> {
+    let mut dims = [1usize; 4];
+    dims.get_mut(4usize.checked_sub(shape.len())?..)?.copy_from_slice(shape);
+    Some(dims)
 }
 
 /// Most epilogue inputs a fused kernel takes (they are held in a fixed array, so that
@@ -674,42 +622,42 @@ fn fuse_epilogue(steps: &[Step], operands: &[Operand], out: &[usize; 4]) -> Fuse
 
 impl Exec for Conv2d {
     fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], cx: &mut RunCtx) -> Result<()> {
-        let missing = |index| IrError::MissingInput { op: self.name.into(), index };
+        let missing = |index| IrError::MissingInput { op: self.g.name.into(), index };
         let input = |i: usize| inputs.get(i).copied().flatten().ok_or_else(|| missing(i));
         let x = input(0)?.as_slice::<f32>()?;
         let wt = input(1)?.as_slice::<f32>()?;
-        let bias = if self.has_bias { Some(input(2)?.as_slice::<f32>()?) } else { None };
+        let bias = if self.g.has_bias { Some(input(2)?.as_slice::<f32>()?) } else { None };
         let mut extras: [&[f32]; MAX_EPILOGUE_INPUTS] = [&[]; MAX_EPILOGUE_INPUTS];
-        let count = epilogue_inputs(self.name, inputs, BASE_SLOTS, &self.operands, &mut extras)?;
+        let count = epilogue_inputs(self.g.name, inputs, BASE_SLOTS, &self.g.operands, &mut extras)?;
         let extras = &extras[..count];
         let y = outputs.first_mut().ok_or_else(|| missing(0))?.as_slice_mut::<f32>()?;
-        let (plane, cols, cg, mg, kdim) = (self.h * self.w, self.cols(), self.cg(), self.mg(), self.kdim());
-        self.check_len("input", x, self.n * self.c * plane)?;
+        let (plane, cols, cg, mg, kdim) = (self.g.h * self.g.w, self.cols(), self.cg(), self.mg(), self.kdim());
+        self.check_len("input", x, self.g.n * self.g.c * plane)?;
         if let Some(b) = bias {
-            self.check_len("bias", b, self.m)?;
+            self.check_len("bias", b, self.g.m)?;
         }
-        self.check_len("output", y, self.n * self.m * cols)?;
+        self.check_len("output", y, self.g.n * self.g.m * cols)?;
         if self.depthwise() {
             return self.run_depthwise(x, wt, bias, y, extras, cx);
         }
         let plen = sinter_kernels::packed_a_len(mg, kdim);
-        let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.name));
+        let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
         let mut run = |packed: &[f32]| -> Result<()> {
             if let Some(wc) = &self.winograd {
                 return self.run_winograd(wc, packed, x, bias, y, extras, cx);
             }
-            self.check_len("packed weights", packed, plen * self.groups)?;
-            for img in 0..self.n {
-                for g in 0..self.groups {
-                    let xg = &x[(img * self.c + g * cg) * plane..][..cg * plane];
+            self.check_len("packed weights", packed, plen * self.g.groups)?;
+            for img in 0..self.g.n {
+                for g in 0..self.g.groups {
+                    let xg = &x[(img * self.g.c + g * cg) * plane..][..cg * plane];
                     let a = PackedA::new(&packed[g * plen..][..plen], mg, kdim).map_err(kerr)?;
-                    let yg = &mut y[(img * self.m + g * mg) * cols..][..mg * cols];
+                    let yg = &mut y[(img * self.g.m + g * mg) * cols..][..mg * cols];
                     let bias = bias.map(|b| &b[g * mg..][..mg]);
                     let post = |r: usize, j0: usize, row: &mut [f32]| {
                         self.finish_row(cx.isa, img, g * mg + r, j0, row, None, extras);
                     };
                     let residual = if self.fused.residual {
-                        let o = self.operands[0];
+                        let o = self.g.operands[0];
                         let base = img * o.sn + g * mg * cols;
                         Some(Matrix::new(&extras[0][base..], mg, cols, cols).map_err(kerr)?)
                     } else {

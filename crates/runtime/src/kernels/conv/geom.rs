@@ -1,0 +1,108 @@
+//! What a 2-D convolution kernel and a transposed one share: the NCHW sizes and window
+//! resolved from the node, the epilogue's steps and operand layouts, and the checks
+//! that make the run loops' index arithmetic safe.
+
+use super::{epilogue_operands, Operand};
+use crate::prepare::Slot;
+use sinter_ir::ops::fused::{Step, BASE_SLOTS};
+use sinter_ir::ops::nn::ConvWindow;
+
+/// A 2-D (transposed) convolution's sizes: input `[n, c, h, w]`, output `[n, m, oh, ow]`,
+/// `groups`, a `kh × kw` kernel with strides, dilations and leading pads (negative pads
+/// crop), and its fused epilogue.
+#[derive(Clone, Debug)]
+pub(crate) struct ConvGeom {
+    pub name: &'static str,
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub m: usize,
+    pub groups: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub ph: i64,
+    pub pw: i64,
+    pub oh: usize,
+    pub ow: usize,
+    pub has_bias: bool,
+    pub steps: Vec<Step>,
+    /// One per binary step, the op's inputs `BASE_SLOTS..` broadcast onto the output.
+    pub operands: Vec<Operand>,
+}
+
+impl ConvGeom {
+    /// The geometry of a node with input `[n, c, h, w]`, 4-D weights (`kernel` their
+    /// spatial size), `m` output channels in `groups` and the resolved `win`, or `None`
+    /// where the shapes disagree, a size is 0 (left to the reference op), or the run
+    /// loops' sizes would overflow. `fused` says whether inputs `BASE_SLOTS..` are
+    /// epilogue operands.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &'static str,
+        steps: Vec<Step>,
+        fused: bool,
+        inputs: &[Option<Slot>],
+        outputs: &[Slot],
+        (m, groups): (usize, usize),
+        kernel: [usize; 2],
+        win: &ConvWindow,
+    ) -> Option<ConvGeom> {
+        let x = inputs.first()?.as_ref()?;
+        let y = outputs.first()?;
+        if x.shape.len() != 4 || outputs.len() != 1 {
+            return None;
+        }
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (oh, ow) = (*win.out.first()?, *win.out.get(1)?);
+        if y.shape != [n, m, oh, ow] || groups == 0 || m % groups != 0 || c % groups != 0 {
+            return None;
+        }
+        if inputs.get(2).and_then(Option::as_ref).is_some_and(|b| b.shape != [m]) {
+            return None;
+        }
+        let extras = if fused { inputs.get(BASE_SLOTS..).unwrap_or(&[]) } else { &[] };
+        let operands = epilogue_operands(&steps, extras, &[n, m, oh, ow])?;
+        if [n, c, h, w, m, oh, ow, kernel[0], kernel[1]].contains(&0) {
+            return None;
+        }
+        n.checked_mul(c)?.checked_mul(h)?.checked_mul(w)?;
+        n.checked_mul(m)?.checked_mul(oh)?.checked_mul(ow)?;
+        Some(ConvGeom {
+            name,
+            n,
+            c,
+            h,
+            w,
+            m,
+            groups,
+            kh: kernel[0],
+            kw: kernel[1],
+            sh: *win.strides.first()?,
+            sw: *win.strides.get(1)?,
+            dh: *win.dilations.first()?,
+            dw: *win.dilations.get(1)?,
+            ph: *win.pad_begin.first()?,
+            pw: *win.pad_begin.get(1)?,
+            oh,
+            ow,
+            has_bias: inputs.get(2).and_then(Option::as_ref).is_some(),
+            steps,
+            operands,
+        })
+    }
+
+    /// Input channels per group.
+    pub fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+
+    /// Output channels per group.
+    pub fn mg(&self) -> usize {
+        self.m / self.groups
+    }
+}
