@@ -1,6 +1,9 @@
 //! Activations and softmax: every tier against f64 references computed here, against
 //! the scalar tier, and on the special values of the IR's reference formulas.
 
+#[macro_use]
+mod common;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::activation::{apply, softmax_row, Unary};
@@ -340,50 +343,11 @@ fn unsupported_tier_is_an_error() {
     }
 }
 
-macro_rules! tier_tests {
-    ($($tier:ident: $isa:expr;)*) => {$(
-        mod $tier {
-            use super::*;
-            fn isa() -> Option<Isa> {
-                let isa = $isa;
-                if isa.supported() {
-                    Some(isa)
-                } else {
-                    println!("skipping {isa}: not supported by this CPU");
-                    None
-                }
-            }
-            #[test]
-            fn unary_accuracy() {
-                isa().map(accuracy);
-            }
-            #[test]
-            fn unary_special_values() {
-                isa().map(special_values);
-            }
-            #[test]
-            fn unary_lengths() {
-                isa().map(lengths);
-            }
-            #[test]
-            fn softmax() {
-                isa().map(softmax_accuracy);
-            }
-            #[test]
-            fn softmax_non_finite() {
-                isa().map(softmax_special);
-            }
-            #[test]
-            fn bad_shapes() {
-                isa().map(errors);
-            }
-        }
-    )*};
-}
-
-tier_tests! {
-    scalar: Isa::Scalar;
-    avx2: Isa::Avx2;
-    avx512: Isa::Avx512;
-    neon: Isa::Neon;
+per_tier! {
+    accuracy => accuracy,
+    special_values => special_values,
+    lengths => lengths,
+    softmax_accuracy => softmax_accuracy,
+    softmax_special => softmax_special,
+    errors => errors,
 }

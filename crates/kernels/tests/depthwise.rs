@@ -1,5 +1,8 @@
 //! Depthwise convolution: every tier against a naive f64 reference written here.
 
+#[macro_use]
+mod common;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::depthwise::{depthwise_conv2d, depthwise_conv2d_channels, scratch_floats, DwGeom};
@@ -316,55 +319,13 @@ fn unsupported_tier_is_an_error() {
     }
 }
 
-/// The same battery for every tier; tiers this CPU lacks are reported and skipped.
-macro_rules! tier_tests {
-    ($($tier:ident: $isa:expr;)*) => {$(
-        mod $tier {
-            use super::*;
-            fn isa() -> Option<Isa> {
-                let isa = $isa;
-                if isa.supported() {
-                    Some(isa)
-                } else {
-                    println!("skipping {isa}: not supported by this CPU");
-                    None
-                }
-            }
-            #[test]
-            fn sizes() {
-                isa().map(sizes_battery);
-            }
-            #[test]
-            fn models() {
-                isa().map(model_shapes);
-            }
-            #[test]
-            fn outputs() {
-                isa().map(odd_outputs);
-            }
-            #[test]
-            fn nan_inf() {
-                isa().map(non_finite);
-            }
-            #[test]
-            fn nan_inf_weights() {
-                isa().map(non_finite_weights);
-            }
-            #[test]
-            fn errors() {
-                isa().map(bad_sizes);
-            }
-            #[test]
-            fn multi_channel() {
-                isa().map(channels);
-            }
-        }
-    )*};
-}
-
-tier_tests! {
-    scalar: Isa::Scalar;
-    avx2: Isa::Avx2;
-    avx512: Isa::Avx512;
-    neon: Isa::Neon;
+// The same battery for every tier; tiers this CPU lacks are reported and skipped.
+per_tier! {
+    sizes => sizes_battery,
+    models => model_shapes,
+    odd => odd_outputs,
+    nan_inf => non_finite,
+    nan_inf_weights => non_finite_weights,
+    errors => bad_sizes,
+    channels => channels,
 }

@@ -4,6 +4,9 @@
 //! definitions; results must agree within `1e-5 · Σ|a·b| (+ |bias| + |residual|)`, and
 //! non-finite values must match exactly (NaN where the reference has NaN, same Inf).
 
+#[macro_use]
+mod common;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::gemm::RowFn;
@@ -133,13 +136,6 @@ fn check(case: &Case, c: &[f32], ldc: usize, what: &str) {
             }
         }
     }
-}
-
-fn supported(isa: Isa) -> bool {
-    if !isa.supported() {
-        eprintln!("skipping: tier {isa} is not supported on this CPU");
-    }
-    isa.supported()
 }
 
 fn odd_shapes(isa: Isa) {
@@ -334,73 +330,16 @@ fn zero_sizes(isa: Isa) {
     assert_eq!(c, [SENTINEL; 2]);
 }
 
-macro_rules! tier_tests {
-    ($($name:ident => $isa:expr),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-            #[test]
-            fn odd_shapes() {
-                if supported($isa) {
-                    super::odd_shapes($isa);
-                }
-            }
-            #[test]
-            fn strided_c() {
-                if supported($isa) {
-                    super::strided_c($isa);
-                }
-            }
-            #[test]
-            fn epilogues() {
-                if supported($isa) {
-                    super::epilogues($isa);
-                }
-            }
-            #[test]
-            fn post_callback() {
-                if supported($isa) {
-                    super::post_callback($isa);
-                }
-            }
-            #[test]
-            fn non_finite() {
-                if supported($isa) {
-                    super::non_finite($isa);
-                }
-            }
-            #[test]
-            fn large_blocks() {
-                if supported($isa) {
-                    super::large_blocks($isa);
-                }
-            }
-            #[test]
-            fn threads_agree() {
-                if supported($isa) {
-                    super::threads_agree($isa);
-                }
-            }
-            #[test]
-            fn column_tails() {
-                if supported($isa) {
-                    super::column_tails($isa);
-                }
-            }
-            #[test]
-            fn zero_sizes() {
-                if supported($isa) {
-                    super::zero_sizes($isa);
-                }
-            }
-        }
-    )*};
-}
-
-tier_tests! {
-    scalar => Isa::Scalar,
-    avx2 => Isa::Avx2,
-    avx512 => Isa::Avx512,
-    neon => Isa::Neon,
+per_tier! {
+    odd_shapes => odd_shapes,
+    strided_c => strided_c,
+    epilogues => epilogues,
+    post_callback => post_callback,
+    non_finite => non_finite,
+    large_blocks => large_blocks,
+    threads_agree => threads_agree,
+    column_tails => column_tails,
+    zero_sizes => zero_sizes,
 }
 
 #[test]

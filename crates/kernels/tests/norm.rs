@@ -1,6 +1,9 @@
 //! Layer normalization of a row: every tier against an f64 reference written here (the
 //! ONNX definition), on odd lengths, rows with a large mean, constant rows, NaN/Inf.
 
+#[macro_use]
+mod common;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::norm::layer_norm_row;
@@ -90,46 +93,10 @@ fn bad_sizes(isa: Isa) {
     assert!(layer_norm_row(isa, &[1.0; 4], &[1.0; 4], None, 1e-5, &mut y[..3]).is_err());
 }
 
-macro_rules! tier_tests {
-    ($($tier:ident: $isa:expr;)*) => {$(
-        mod $tier {
-            use super::*;
-            fn isa() -> Option<Isa> {
-                let isa = $isa;
-                if isa.supported() {
-                    Some(isa)
-                } else {
-                    println!("skipping {isa}: not supported by this CPU");
-                    None
-                }
-            }
-            #[test]
-            fn lengths() {
-                isa().map(lengths_and_offsets);
-            }
-            #[test]
-            fn constant() {
-                isa().map(constant_row);
-            }
-            #[test]
-            fn nan_inf() {
-                isa().map(non_finite);
-            }
-            #[test]
-            fn agree() {
-                isa().map(tiers_agree);
-            }
-            #[test]
-            fn errors() {
-                isa().map(bad_sizes);
-            }
-        }
-    )*};
-}
-
-tier_tests! {
-    scalar: Isa::Scalar;
-    avx2: Isa::Avx2;
-    avx512: Isa::Avx512;
-    neon: Isa::Neon;
+per_tier! {
+    lengths => lengths_and_offsets,
+    constant => constant_row,
+    nan_inf => non_finite,
+    agree => tiers_agree,
+    errors => bad_sizes,
 }

@@ -1,5 +1,8 @@
 //! Pooling: every tier against a naive reference written here (the IR's semantics).
 
+#[macro_use]
+mod common;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::pooling::{global_average_pool, global_max_pool, pool2d, pool_scratch_floats, PoolGeom, PoolKind};
@@ -220,46 +223,10 @@ fn unsupported_tier_is_an_error() {
     }
 }
 
-macro_rules! tier_tests {
-    ($($tier:ident: $isa:expr;)*) => {$(
-        mod $tier {
-            use super::*;
-            fn isa() -> Option<Isa> {
-                let isa = $isa;
-                if isa.supported() {
-                    Some(isa)
-                } else {
-                    println!("skipping {isa}: not supported by this CPU");
-                    None
-                }
-            }
-            #[test]
-            fn sizes() {
-                isa().map(sizes_battery);
-            }
-            #[test]
-            fn padding() {
-                isa().map(padding_only_windows);
-            }
-            #[test]
-            fn nan_inf() {
-                isa().map(non_finite);
-            }
-            #[test]
-            fn global_pools() {
-                isa().map(global);
-            }
-            #[test]
-            fn errors() {
-                isa().map(bad_sizes);
-            }
-        }
-    )*};
-}
-
-tier_tests! {
-    scalar: Isa::Scalar;
-    avx2: Isa::Avx2;
-    avx512: Isa::Avx512;
-    neon: Isa::Neon;
+per_tier! {
+    sizes => sizes_battery,
+    padding => padding_only_windows,
+    nan_inf => non_finite,
+    global_pools => global,
+    errors => bad_sizes,
 }

@@ -1,6 +1,9 @@
 //! Winograd 3×3 convolution: every tier, both tile sizes, against a naive f64 direct
 //! convolution written here (an independent definition: no transforms involved).
 
+#[macro_use]
+mod common;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::winograd::{pack_weights, packed_weights_len, WinogradConv, WinogradEpilogue, WinogradTile};
@@ -157,57 +160,27 @@ fn multi_block(isa: Isa, tile: WinogradTile) {
     }
 }
 
-macro_rules! tier_tests {
-    ($($name:ident: $isa:expr;)*) => {$(
-        mod $name {
-            use super::*;
-
-            fn tier() -> Option<Isa> {
-                let isa = $isa;
-                if isa.supported() {
-                    Some(isa)
-                } else {
-                    eprintln!("skipping: this CPU does not support the {isa} tier");
-                    None
-                }
-            }
-
-            #[test]
-            fn f2_sizes_and_pads() {
-                if let Some(isa) = tier() {
-                    sizes_and_pads(isa, WinogradTile::F2);
-                }
-            }
-
-            #[test]
-            fn f4_sizes_and_pads() {
-                if let Some(isa) = tier() {
-                    sizes_and_pads(isa, WinogradTile::F4);
-                }
-            }
-
-            #[test]
-            fn f2_multi_block() {
-                if let Some(isa) = tier() {
-                    multi_block(isa, WinogradTile::F2);
-                }
-            }
-
-            #[test]
-            fn f4_multi_block() {
-                if let Some(isa) = tier() {
-                    multi_block(isa, WinogradTile::F4);
-                }
-            }
-        }
-    )*};
+fn f2_sizes_and_pads(isa: Isa) {
+    sizes_and_pads(isa, WinogradTile::F2);
 }
 
-tier_tests! {
-    scalar: Isa::Scalar;
-    avx2: Isa::Avx2;
-    avx512: Isa::Avx512;
-    neon: Isa::Neon;
+fn f4_sizes_and_pads(isa: Isa) {
+    sizes_and_pads(isa, WinogradTile::F4);
+}
+
+fn f2_multi_block(isa: Isa) {
+    multi_block(isa, WinogradTile::F2);
+}
+
+fn f4_multi_block(isa: Isa) {
+    multi_block(isa, WinogradTile::F4);
+}
+
+per_tier! {
+    f2_sizes_and_pads => f2_sizes_and_pads,
+    f4_sizes_and_pads => f4_sizes_and_pads,
+    f2_multi_block => f2_multi_block,
+    f4_multi_block => f4_multi_block,
 }
 
 /// Packed weights hold `G g Gᵀ` for each ξ: checked on a single filter against the
