@@ -92,7 +92,7 @@ unsafe fn half<const NV: usize>(t: &Tile, r0: usize) {
     // tile's panels hold kc steps (caller contract).
     // Each half prefetches its half of the next A block (see `Tile::a_next`).
     let a_next = if t.a_next.is_null() { t.a_next } else { t.a_next.wrapping_add(r0 / HALF * (t.kc * MR / 2)) };
-    let mut acc = unsafe { accumulate::<NV>(t.a.add(r0), t.b, t.kc, a_next, &acc) };
+    let mut acc = unsafe { accumulate::<NV>(t.a.add(r0), t.b, t.ldb, t.kc, a_next, &acc) };
     for (r, acc_row) in acc.iter_mut().enumerate() {
         if r >= rows {
             continue;
@@ -138,6 +138,7 @@ unsafe fn half<const NV: usize>(t: &Tile, r0: usize) {
 unsafe fn accumulate<const NV: usize>(
     mut a: *const f32,
     mut b: *const f32,
+    ldb: usize,
     kc: usize,
     a_next: *const f32,
     init: &[[__m256; NV]; HALF],
@@ -155,8 +156,8 @@ unsafe fn accumulate<const NV: usize>(
         }
         // The B panel streams from L2 on the first pass: prefetch its 96-byte k step
         // (two lines cover it) PF_DIST steps ahead. A hint: past-the-end is harmless.
-        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PF_DIST * NR) as *const i8);
-        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PF_DIST * NR + 16) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PF_DIST * ldb) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PF_DIST * ldb + 16) as *const i8);
         let mut bv = [_mm256_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
             // SAFETY: each k step of the B panel holds NR floats.
@@ -172,7 +173,7 @@ unsafe fn accumulate<const NV: usize>(
         // SAFETY: stepping within (or one past) the panels.
         unsafe {
             a = a.add(MR);
-            b = b.add(NR);
+            b = b.add(ldb);
         }
     }
     acc

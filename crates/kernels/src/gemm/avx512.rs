@@ -76,12 +76,12 @@ unsafe fn kernel<const NV: usize>(t: &Tile) {
             }
         }
         // SAFETY: the tile's A and B panels hold kc steps (caller contract).
-        unsafe { accumulate::<NV, false>(t.a, t.b, t.kc, t.a_next, &acc) }
+        unsafe { accumulate::<NV, false>(t.a, t.b, t.ldb, t.kc, t.a_next, &acc) }
     } else {
         // The first K block starts from zero in registers: no initial tile to pass
         // through memory (a visible cost when k is small, as in a network's first layers).
         // SAFETY: as above.
-        unsafe { accumulate::<NV, true>(t.a, t.b, t.kc, t.a_next, &[[_mm512_setzero_ps(); NV]; MR]) }
+        unsafe { accumulate::<NV, true>(t.a, t.b, t.ldb, t.kc, t.a_next, &[[_mm512_setzero_ps(); NV]; MR]) }
     };
     for (r, acc_row) in acc.iter_mut().enumerate() {
         if r >= t.rows {
@@ -123,6 +123,7 @@ unsafe fn kernel<const NV: usize>(t: &Tile) {
 unsafe fn accumulate<const NV: usize, const ZERO: bool>(
     mut a: *const f32,
     mut b: *const f32,
+    ldb: usize,
     kc: usize,
     a_next: *const f32,
     init: &[[__m512; NV]; MR],
@@ -140,11 +141,11 @@ unsafe fn accumulate<const NV: usize, const ZERO: bool>(
         a_pf = a_pf.wrapping_add(pf_step);
         for v in 0..NV {
             // Prefetch is a hint: an address past the panel is harmless.
-            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PF_DIST * NR + v * LANES) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PF_DIST * ldb + v * LANES) as *const i8);
         }
         let mut bv = [_mm512_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
-            // SAFETY: each k step of the B panel holds NR floats.
+            // SAFETY: each k step of the B panel holds NR floats (`ldb` apart).
             *x = unsafe { _mm512_loadu_ps(b.add(v * LANES)) };
         }
         for (r, acc_row) in acc.iter_mut().enumerate() {
@@ -157,7 +158,7 @@ unsafe fn accumulate<const NV: usize, const ZERO: bool>(
         // SAFETY: stepping within (or one past) the panels.
         unsafe {
             a = a.add(MR);
-            b = b.add(NR);
+            b = b.add(ldb);
         }
     }
     acc

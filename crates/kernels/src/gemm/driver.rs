@@ -27,8 +27,12 @@ pub(super) struct Tile {
     /// `kc × MR` packed A floats (the K block of one A panel).
     pub a: *const f32,
     /// `kc × nr` packed B floats (one B panel, zero-padded to `nr` columns), or for
-    /// the tail kernel `kc × cols` (exactly the tile's columns).
+    /// the tail kernel `kc × cols` (exactly the tile's columns); or, for the x86 main
+    /// kernels, a full-width panel read in place from a row-major B (see `ldb`).
     pub b: *const f32,
+    /// Floats from one k step of `b` to the next: `nr` when packed, the matrix's row
+    /// stride when read in place (the tail kernel always gets a packed panel).
+    pub ldb: usize,
     pub kc: usize,
     /// Null, or the A block the next row of tiles will read (`kc × MR` floats), for
     /// the kernel to prefetch while it computes: weights stream from memory once per
@@ -84,6 +88,9 @@ pub(super) struct Spec {
     pub lanes: usize,
     /// The kernel for a narrow last panel (x86); without one every panel runs `kernel`.
     pub tail: Option<TailSpec>,
+    /// `kernel` honours [`Tile::ldb`], so a row-major B ([`BSource::direct`]) needs no
+    /// packing for its full-width panels.
+    pub direct_b: bool,
 }
 
 /// A kernel for a narrow last panel, packed exactly `cols` wide (see `tail.rs`),
@@ -116,6 +123,7 @@ pub(super) fn spec(isa: Isa) -> Spec {
             lanes: 16,
             // ymm FMAs: half the flops of the main kernel's zmm ones.
             tail: Some(TailSpec { max_cols: super::tail::MAX_COLS, kernel: super::tail::tile, cost: 2 }),
+            direct_b: true,
         },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => Spec {
@@ -126,6 +134,7 @@ pub(super) fn spec(isa: Isa) -> Spec {
             kernel: super::avx2::tile,
             lanes: 8,
             tail: Some(TailSpec { max_cols: super::tail::MAX_COLS, kernel: super::tail::tile, cost: 1 }),
+            direct_b: true,
         },
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => Spec {
@@ -136,6 +145,7 @@ pub(super) fn spec(isa: Isa) -> Spec {
             kernel: super::neon::tile,
             lanes: 12,
             tail: None,
+            direct_b: false,
         },
         _ => Spec {
             nr: super::scalar::NR,
@@ -145,6 +155,7 @@ pub(super) fn spec(isa: Isa) -> Spec {
             kernel: super::scalar::tile,
             lanes: 8,
             tail: None,
+            direct_b: false,
         },
     }
 }
@@ -155,6 +166,12 @@ pub(super) fn spec(isa: Isa) -> Spec {
 /// example), and no slower where B is larger. Boards (NEON) have smaller L2s: off.
 #[cfg(target_arch = "x86_64")]
 const WHOLE_K_X86: usize = 1 << 18;
+
+/// Most rows of A for which a row-major B is read in place rather than packed. Measured
+/// with cold weights on Zen 5 (`cold_gemm`): in place is 9–12 % faster at m = 32 and 64
+/// (MobileNet's and ResNet's first 1×1 layers), even at 128, and 2–5 % slower from 256
+/// rows on, where the packed panels' contiguous loads win.
+const DIRECT_B_MAX_M: usize = 64;
 
 /// Columns per packed B panel for `isa` (what [`BSource::pack`] is asked for, except
 /// for a narrow last panel of the x86 tiers, packed exactly as wide as it is), so
@@ -324,6 +341,10 @@ unsafe fn run_task(
     let k = a.k;
     let nr = spec.nr;
     let a_data = a.data.as_ptr();
+    // A row-major B is read in place by kernels that take a row stride, when A is so
+    // short that packing B would cost a good part of the FMAs (few A panels reuse it):
+    // only a partial last panel is packed (full-width loads would run past its rows).
+    let direct = if spec.direct_b && a.m <= DIRECT_B_MAX_M { b.direct() } else { None };
     let mut jc = cols.0;
     while jc < cols.1 {
         let nc = spec.nc.min(cols.1 - jc);
@@ -337,7 +358,12 @@ unsafe fn run_task(
             let kc = spec.kc.min(k - pc);
             let block = &mut scratch[..kc * panels * nr];
             if kc > 0 {
-                if tail.is_some() {
+                if direct.is_some() {
+                    if rem > 0 {
+                        let width = if tail.is_some() { rem } else { nr };
+                        b.pack(pc, kc, jc + full * nr, rem, width, &mut block[..kc * width]);
+                    }
+                } else if tail.is_some() {
                     let (main, rest) = block.split_at_mut(kc * full * nr);
                     if full > 0 {
                         b.pack(pc, kc, jc, full * nr, nr, main);
@@ -382,13 +408,22 @@ unsafe fn run_task(
                         Some(tail) if q == full => tail,
                         _ => spec.kernel,
                     };
+                    let (bq, ldb) = match direct {
+                        // SAFETY: rows pc..pc+kc and columns col0..col0+nr of the
+                        // validated k × n (row stride ld) B lie inside `data`.
+                        Some((data, ld)) if q < full => (unsafe { data.as_ptr().add(pc * ld + col0) }, ld),
+                        // Only the partial last panel was packed, at the block's start.
+                        Some(_) => (bp, if tail.is_some() { rem } else { nr }),
+                        // SAFETY: the packed block holds `panels` panels of kc × nr
+                        // (the last one kc × rem when the tail kernel takes it).
+                        None => (unsafe { bp.add(q * kc * nr) }, nr),
+                    };
                     let tile = Tile {
                         // SAFETY: panel ir/MR of A holds k × MR floats; its K block
                         // pc..pc+kc starts pc·MR floats in.
                         a: unsafe { a_data.add(ir * k + pc * MR) },
-                        // SAFETY: the packed block holds `panels` panels of kc × nr
-                        // (the last one kc × rem when the tail kernel takes it).
-                        b: unsafe { bp.add(q * kc * nr) },
+                        b: bq,
+                        ldb,
                         kc,
                         a_next,
                         // SAFETY: (ir, col0) is inside this task's rectangle of C.
