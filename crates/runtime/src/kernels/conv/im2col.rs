@@ -1,6 +1,8 @@
 //! The implicit im2col matrix of a convolution as a GEMM B operand: patches are packed
-//! straight from the input into the GEMM's panels, a cache-sized block at a time, so no
-//! im2col buffer of the whole layer is ever written.
+//! into the GEMM's panels a cache-sized block at a time, from a padded, phase-split copy
+//! of the input (kernels larger than 1×1: straight copies, no bounds checks) or from the
+//! input itself (strided or padded 1×1 kernels), so no im2col buffer of a whole large
+//! layer is ever written.
 
 use super::{valid_range, Conv2d};
 use sinter_kernels::BSource;
