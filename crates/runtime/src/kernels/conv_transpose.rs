@@ -5,10 +5,10 @@
 //! right away; then bias and epilogue per output plane. `W_gᵀ` is packed once (at build
 //! time when the plan carries it).
 
-use super::conv::{epilogue_inputs, finish_row, valid_range, ConvGeom, Weights, MAX_EPILOGUE_INPUTS};
+use super::conv::{finish_row, valid_range, ConvGeom, RunOperands, Weights};
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
-use sinter_ir::ops::fused::{BaseKind, BASE_SLOTS};
+use sinter_ir::ops::fused::BaseKind;
 use sinter_ir::ops::nn::ConvTranspose;
 use sinter_ir::ops::Op;
 use sinter_ir::{IrError, Result, View, ViewMut};
@@ -138,23 +138,10 @@ impl ConvT2d {
 
 impl Exec for ConvT2d {
     fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], cx: &mut RunCtx) -> Result<()> {
-        let missing = |index| IrError::MissingInput { op: self.g.name.into(), index };
-        let input = |i: usize| inputs.get(i).copied().flatten().ok_or_else(|| missing(i));
-        let x = input(0)?.as_slice::<f32>()?;
-        let wt = input(1)?.as_slice::<f32>()?;
-        let bias = if self.g.has_bias { Some(input(2)?.as_slice::<f32>()?) } else { None };
-        let mut extras: [&[f32]; MAX_EPILOGUE_INPUTS] = [&[]; MAX_EPILOGUE_INPUTS];
-        let count = epilogue_inputs(self.g.name, inputs, BASE_SLOTS, &self.g.operands, &mut extras)?;
+        let RunOperands { x, wt, bias, extras, count, y } = self.g.operands(inputs, outputs)?;
         let extras = &extras[..count];
-        let y = outputs.first_mut().ok_or_else(|| missing(0))?.as_slice_mut::<f32>()?;
         let (in_size, plane, cg, mg, rows) =
             (self.g.h * self.g.w, self.g.oh * self.g.ow, self.cg(), self.mg(), self.rows());
-        if x.len() != self.g.n * self.g.c * in_size
-            || y.len() != self.g.n * self.g.m * plane
-            || bias.is_some_and(|b| b.len() != self.g.m)
-        {
-            return Err(IrError::Data(format!("{}: operand sizes do not match the plan", self.g.name)));
-        }
         let plen = sinter_kernels::packed_a_len(rows, cg);
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
         let mut run = |packed: &[f32]| -> Result<()> {

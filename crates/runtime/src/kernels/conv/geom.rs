@@ -2,10 +2,23 @@
 //! resolved from the node, the epilogue's steps and operand layouts, and the checks
 //! that make the run loops' index arithmetic safe.
 
-use super::{epilogue_operands, Operand};
+use super::{epilogue_inputs, epilogue_operands, Operand, MAX_EPILOGUE_INPUTS};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{Step, BASE_SLOTS};
 use sinter_ir::ops::nn::ConvWindow;
+use sinter_ir::{IrError, Result, View, ViewMut};
+
+/// A run's operands, each checked against the geometry: input, weights as the op gets
+/// them (packed or not: the kernel checks their length), bias, epilogue inputs, output.
+pub(crate) struct RunOperands<'a, 'o> {
+    pub x: &'a [f32],
+    pub wt: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub extras: [&'a [f32]; MAX_EPILOGUE_INPUTS],
+    /// How many of `extras` there are.
+    pub count: usize,
+    pub y: &'o mut [f32],
+}
 
 /// A 2-D (transposed) convolution's sizes: input `[n, c, h, w]`, output `[n, m, oh, ow]`,
 /// `groups`, a `kh × kw` kernel with strides, dilations and leading pads (negative pads
@@ -94,6 +107,30 @@ impl ConvGeom {
             steps,
             operands,
         })
+    }
+
+    /// The operands of a run, with the input, bias, epilogue inputs and output checked
+    /// against the geometry.
+    pub fn operands<'a, 'o>(
+        &self,
+        inputs: &[Option<View<'a>>],
+        outputs: &'o mut [ViewMut<'_>],
+    ) -> Result<RunOperands<'a, 'o>> {
+        let missing = |index| IrError::MissingInput { op: self.name.into(), index };
+        let input = |i: usize| inputs.get(i).copied().flatten().ok_or_else(|| missing(i));
+        let x = input(0)?.as_slice::<f32>()?;
+        let wt = input(1)?.as_slice::<f32>()?;
+        let bias = if self.has_bias { Some(input(2)?.as_slice::<f32>()?) } else { None };
+        let mut extras: [&[f32]; MAX_EPILOGUE_INPUTS] = [&[]; MAX_EPILOGUE_INPUTS];
+        let count = epilogue_inputs(self.name, inputs, BASE_SLOTS, &self.operands, &mut extras)?;
+        let y = outputs.first_mut().ok_or_else(|| missing(0))?.as_slice_mut::<f32>()?;
+        if x.len() != self.n * self.c * self.h * self.w
+            || y.len() != self.n * self.m * self.oh * self.ow
+            || bias.is_some_and(|b| b.len() != self.m)
+        {
+            return Err(IrError::Data(format!("{}: operand sizes do not match the plan", self.name)));
+        }
+        Ok(RunOperands { x, wt, bias, extras, count, y })
     }
 
     /// Input channels per group.

@@ -12,11 +12,11 @@
 mod geom;
 mod im2col;
 
-pub(crate) use geom::ConvGeom;
+pub(crate) use geom::{ConvGeom, RunOperands};
 
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
-use sinter_ir::ops::fused::{apply_unary, BaseKind, BinOp, Step, BASE_SLOTS};
+use sinter_ir::ops::fused::{apply_unary, BaseKind, BinOp, Step};
 use sinter_ir::ops::nn::Conv;
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
@@ -622,21 +622,9 @@ fn fuse_epilogue(steps: &[Step], operands: &[Operand], out: &[usize; 4]) -> Fuse
 
 impl Exec for Conv2d {
     fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], cx: &mut RunCtx) -> Result<()> {
-        let missing = |index| IrError::MissingInput { op: self.g.name.into(), index };
-        let input = |i: usize| inputs.get(i).copied().flatten().ok_or_else(|| missing(i));
-        let x = input(0)?.as_slice::<f32>()?;
-        let wt = input(1)?.as_slice::<f32>()?;
-        let bias = if self.g.has_bias { Some(input(2)?.as_slice::<f32>()?) } else { None };
-        let mut extras: [&[f32]; MAX_EPILOGUE_INPUTS] = [&[]; MAX_EPILOGUE_INPUTS];
-        let count = epilogue_inputs(self.g.name, inputs, BASE_SLOTS, &self.g.operands, &mut extras)?;
+        let RunOperands { x, wt, bias, extras, count, y } = self.g.operands(inputs, outputs)?;
         let extras = &extras[..count];
-        let y = outputs.first_mut().ok_or_else(|| missing(0))?.as_slice_mut::<f32>()?;
         let (plane, cols, cg, mg, kdim) = (self.g.h * self.g.w, self.cols(), self.cg(), self.mg(), self.kdim());
-        self.check_len("input", x, self.g.n * self.g.c * plane)?;
-        if let Some(b) = bias {
-            self.check_len("bias", b, self.g.m)?;
-        }
-        self.check_len("output", y, self.g.n * self.g.m * cols)?;
         if self.depthwise() {
             return self.run_depthwise(x, wt, bias, y, extras, cx);
         }
