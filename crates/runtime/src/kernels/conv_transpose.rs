@@ -28,7 +28,6 @@ pub(crate) struct ConvT2d {
 
 thread_local! {
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static RUNTIME_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 impl ConvT2d {
@@ -144,7 +143,7 @@ impl Exec for ConvT2d {
             (self.g.h * self.g.w, self.g.oh * self.g.ow, self.cg(), self.mg(), self.rows());
         let plen = sinter_kernels::packed_a_len(rows, cg);
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
-        let mut run = |packed: &[f32]| -> Result<()> {
+        let run = |packed: &[f32]| -> Result<()> {
             if packed.len() != plen * self.g.groups {
                 return Err(IrError::Data(format!("{}: packed weights hold {} floats", self.g.name, packed.len())));
             }
@@ -188,15 +187,6 @@ impl Exec for ConvT2d {
                 Ok(())
             })
         };
-        match &self.weights {
-            Weights::Plan => run(wt),
-            Weights::Loaded(p) => run(p),
-            Weights::Runtime => RUNTIME_PACK.with(|p| {
-                let mut p = p.borrow_mut();
-                p.resize(self.packed_len(), 0.0);
-                self.pack(wt, &mut p)?;
-                run(&p)
-            }),
-        }
+        self.weights.with_packed(wt, self.packed_len(), |w, out| self.pack(w, out), run)
     }
 }

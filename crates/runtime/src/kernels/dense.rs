@@ -40,7 +40,6 @@ pub(crate) struct Dense {
 
 thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static RUNTIME_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `Xᵀ` (`K × M`) of a row-major `M × K` X, packed straight into the GEMM's panels.
@@ -284,16 +283,7 @@ impl Exec for Dense {
                     }
                     Ok(())
                 };
-                match &self.weights {
-                    Weights::Plan => run(w, y, &mut yt),
-                    Weights::Loaded(p) => run(p, y, &mut yt),
-                    Weights::Runtime => RUNTIME_PACK.with(|p| {
-                        let mut p = p.borrow_mut();
-                        p.resize(self.packed_len(), 0.0);
-                        self.pack(w, &mut p)?;
-                        run(&p, y, &mut yt)
-                    }),
-                }
+                self.weights.with_packed(w, self.packed_len(), |w, out| self.pack(w, out), |p| run(p, y, &mut yt))
             })
         })
     }

@@ -74,6 +74,29 @@ pub(crate) enum Weights {
     Runtime,
 }
 
+impl Weights {
+    /// Runs `run` on the packed weights: the plan's (`wt` itself), those packed at load,
+    /// or `wt` packed now by `pack` into this thread's buffer of `len` floats.
+    pub(crate) fn with_packed<R>(
+        &self,
+        wt: &[f32],
+        len: usize,
+        pack: impl FnOnce(&[f32], &mut [f32]) -> Result<()>,
+        run: impl FnOnce(&[f32]) -> Result<R>,
+    ) -> Result<R> {
+        match self {
+            Weights::Plan => run(wt),
+            Weights::Loaded(p) => run(p),
+            Weights::Runtime => RUNTIME_PACK.with(|p| {
+                let mut p = p.borrow_mut();
+                p.resize(len, 0.0);
+                pack(wt, &mut p)?;
+                run(&p)
+            }),
+        }
+    }
+}
+
 impl Conv2d {
     /// The kernel for a `Conv` or `FusedConv` (f32 already checked by the caller), or
     /// `None` where the shapes or steps fall outside what it handles. `weights` says
@@ -630,7 +653,7 @@ impl Exec for Conv2d {
         }
         let plen = sinter_kernels::packed_a_len(mg, kdim);
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
-        let mut run = |packed: &[f32]| -> Result<()> {
+        let run = |packed: &[f32]| -> Result<()> {
             if let Some(wc) = &self.winograd {
                 return self.run_winograd(wc, packed, x, bias, y, extras, cx);
             }
@@ -667,16 +690,7 @@ impl Exec for Conv2d {
             }
             Ok(())
         };
-        match &self.weights {
-            Weights::Plan => run(wt),
-            Weights::Loaded(p) => run(p),
-            Weights::Runtime => RUNTIME_PACK.with(|p| {
-                let mut p = p.borrow_mut();
-                p.resize(self.packed_len(), 0.0);
-                self.pack(wt, &mut p)?;
-                run(&p)
-            }),
-        }
+        self.weights.with_packed(wt, self.packed_len(), |w, out| self.pack(w, out), run)
     }
 }
 
