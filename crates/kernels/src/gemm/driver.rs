@@ -160,10 +160,11 @@ pub(super) fn spec(isa: Isa) -> Spec {
     }
 }
 
-/// [`Spec::whole_k_floats`] on x86_64: 1 MiB of B, half the L2 of the Zen 5 and
-/// Sapphire Rapids class cloud cores these tiers target; there one K block was 4–7 %
-/// faster on ResNet-50's 1×1 layers at 14×14 and 7×7 with cold weights (`cold_gemm`
-/// example), and no slower where B is larger. Boards (NEON) have smaller L2s: off.
+/// [`Spec::whole_k_floats`] on x86_64: 1 MiB of B, a Zen 5 core's whole L2 (half of a
+/// Sapphire Rapids one). Even so, on Zen 5 one K block was 4–7 % faster on ResNet-50's
+/// 1×1 layers at 14×14 and 7×7 with cold weights (`cold_gemm` example) and no slower
+/// where B is larger: each B panel is read once per A panel while the A panel stays in
+/// L1. Boards (NEON) have smaller L2s: off.
 #[cfg(target_arch = "x86_64")]
 const WHOLE_K_X86: usize = 1 << 18;
 
