@@ -10,7 +10,7 @@
 use crate::error::{KernelError, Result};
 use crate::gemm::{Activation, PackedA, MR};
 use crate::isa::Isa;
-use crate::pool::ThreadPool;
+use crate::thread_pool::ThreadPool;
 
 /// K steps per accumulator set; four sets hide the FMA latency.
 const UNROLL: usize = 4;

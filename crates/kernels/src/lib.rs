@@ -12,13 +12,13 @@ pub mod gemm;
 pub mod gemv;
 pub mod isa;
 pub mod norm;
-pub mod pool;
 pub mod pooling;
+pub mod thread_pool;
 pub mod winograd;
 
 pub use depthwise::{depthwise_conv2d, DwGeom};
 pub use error::KernelError;
 pub use gemm::{pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, Matrix, PackedA, MR};
 pub use isa::Isa;
-pub use pool::ThreadPool;
 pub use pooling::{pool2d, PoolGeom, PoolKind};
+pub use thread_pool::ThreadPool;

@@ -37,7 +37,7 @@
 use crate::error::{KernelError, Result};
 use crate::gemm::{pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, PackedA, RowFn};
 use crate::isa::Isa;
-use crate::pool::ThreadPool;
+use crate::thread_pool::ThreadPool;
 use std::cell::RefCell;
 use std::ops::{Add, Mul, Sub};
 use std::sync::{Mutex, OnceLock};

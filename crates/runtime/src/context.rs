@@ -1,7 +1,7 @@
 use crate::arena::Arena;
 use crate::engine::Shared;
 use crate::error::{Result, RuntimeError};
-use crate::kernels::RunCtx;
+use crate::exec::RunCtx;
 use crate::prepare::{weight_bytes, Slot};
 use sinter_ir::{Tensor, View, ViewMut};
 use sinter_kernels::ThreadPool;

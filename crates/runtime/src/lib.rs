@@ -7,7 +7,7 @@ mod arena;
 mod context;
 mod engine;
 mod error;
-mod kernels;
+mod exec;
 mod pack;
 mod prepare;
 

@@ -2,10 +2,10 @@
 //! layout, so the plan stores them packed and loading does no work.
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::conv::{Conv2d, Weights};
-use crate::kernels::conv_transpose::ConvT2d;
-use crate::kernels::dense::Dense;
-use crate::kernels::{Exec, RunCtx};
+use crate::exec::conv::{Conv2d, Weights};
+use crate::exec::conv_transpose::ConvT2d;
+use crate::exec::dense::Dense;
+use crate::exec::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::{Attrs, DType, Tensor};
 use sinter_ir::{View, ViewMut};

@@ -3,7 +3,7 @@
 //! compared. Ranges and aliasing were already checked by the plan's own validation.
 
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{self, Exec};
+use crate::exec::{self, Exec};
 use sinter_ir::{DType, Fact, Tensor};
 use sinter_plan::{Location, Plan, PlanMeta, TensorDesc};
 use std::sync::Arc;
@@ -83,7 +83,7 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Vec<Prepared>> {
                 .map(|&d| usize::try_from(d))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| bad("packed weight shape too large".into()))?;
-            packed = Some(kernels::PackedInput { input: i, layout: p.layout, bytes });
+            packed = Some(exec::PackedInput { input: i, layout: p.layout, bytes });
         }
 
         // Re-infer from the operands: the kernels trust these shapes, the file does not get to.
@@ -118,7 +118,7 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Vec<Prepared>> {
                 )));
             }
         }
-        let exec = kernels::select(op, &k.op_type, &logical, &outputs, packed, &|i| {
+        let exec = exec::select(op, &k.op_type, &logical, &outputs, packed, &|i| {
             inputs.get(i)?.as_ref().and_then(|s| weight_bytes(plan, s))
         })
         .map_err(|e| bad(e.to_string()))?;

@@ -14,7 +14,7 @@
 
 use super::{Activation, BSource, Epilogue, PackedA, MR};
 use crate::isa::Isa;
-use crate::pool::ThreadPool;
+use crate::thread_pool::ThreadPool;
 use std::cell::RefCell;
 
 /// One micro-kernel call: an `MR × NR` tile of C over one K block.

@@ -33,7 +33,7 @@ mod tail;
 
 use crate::error::{KernelError, Result};
 use crate::isa::Isa;
-use crate::pool::ThreadPool;
+use crate::thread_pool::ThreadPool;
 
 pub use driver::nr_for;
 

@@ -9,7 +9,7 @@ pub(crate) mod conv;
 pub(crate) mod conv_transpose;
 pub(crate) mod dense;
 mod matmul;
-mod pool;
+mod pooling;
 mod resize;
 mod rows;
 mod small;
@@ -183,7 +183,7 @@ pub(crate) fn select<'a>(
         }
     }
     if matches!(op_type, "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity") {
-        if let Some(k) = small::Copy::new(inputs, outputs) {
+        if let Some(k) = small::ByteCopy::new(inputs, outputs) {
             return Ok(Box::new(k));
         }
     }
@@ -208,7 +208,7 @@ pub(crate) fn select<'a>(
         }
     }
     if matches!(op_type, "MaxPool" | "AveragePool" | "GlobalAveragePool" | "GlobalMaxPool") {
-        if let Some(k) = pool::Pool2d::new(op.as_ref(), inputs, outputs) {
+        if let Some(k) = pooling::Pool2d::new(op.as_ref(), inputs, outputs) {
             return Ok(Box::new(k));
         }
     }

@@ -8,20 +8,20 @@ use sinter_ir::{IrError, Result, View, ViewMut};
 /// `Reshape`, `Flatten`, `Squeeze`, `Unsqueeze`, `Identity`: the output holds the input's
 /// bytes under another shape.
 #[derive(Debug)]
-pub(crate) struct Copy {
+pub(crate) struct ByteCopy {
     bytes: usize,
 }
 
-impl Copy {
-    pub(crate) fn new(inputs: &[Option<Slot>], outputs: &[Slot]) -> Option<Copy> {
+impl ByteCopy {
+    pub(crate) fn new(inputs: &[Option<Slot>], outputs: &[Slot]) -> Option<ByteCopy> {
         let (x, y) = (inputs.first()?.as_ref()?, outputs.first()?);
         let bytes = |s: &Slot| s.shape.iter().try_fold(s.dtype.size(), |a, &d| a.checked_mul(d));
         (outputs.len() == 1 && x.dtype == y.dtype && bytes(x)? == bytes(y)?)
-            .then(|| Copy { bytes: bytes(y).unwrap_or(0) })
+            .then(|| ByteCopy { bytes: bytes(y).unwrap_or(0) })
     }
 }
 
-impl Exec for Copy {
+impl Exec for ByteCopy {
     fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], _: &mut RunCtx) -> Result<()> {
         let x = inputs
             .first()
