@@ -5,6 +5,8 @@
 //! - `cargo xtask optable`: regenerate the README's operator table from the conformance manifest.
 //! - `cargo xtask conformance`: run every ONNX node test and rewrite the conformance manifest
 //!   (passing cases) and the excluded list (every other case, with its error as the reason).
+//! - `cargo xtask ir-cases`: regenerate the IR's golden op cases (crates/ir/tests/data/ort_cases.json)
+//!   from onnxruntime and the onnx reference evaluator with tools/gen_ir_cases.py.
 //! - `cargo xtask compare MODEL.onnx --shapes ... --threads N` (or `--all`): time Sinter and
 //!   onnxruntime on the same model and inputs in one run; print both latencies and their ratio.
 
@@ -135,6 +137,14 @@ fn compare() -> Result<()> {
     compare::run(&options, &tools, models.as_deref())
 }
 
+/// Rewrites the IR's golden cases; the data is committed, so `cargo test` needs no Python.
+fn ir_cases() -> Result<()> {
+    let venv = venv()?;
+    run(Command::new(venv.join("bin/python"))
+        .arg(root().join("tools/gen_ir_cases.py"))
+        .arg(root().join("crates/ir/tests/data/ort_cases.json")))
+}
+
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
@@ -150,6 +160,7 @@ fn main() -> Result<()> {
             optable::write(&root(), &node)
         }
         "compare" => compare(),
-        _ => bail!("usage: cargo xtask <demo|test|testdata|optable|conformance|compare>"),
+        "ir-cases" => ir_cases(),
+        _ => bail!("usage: cargo xtask <demo|test|testdata|optable|conformance|ir-cases|compare>"),
     }
 }

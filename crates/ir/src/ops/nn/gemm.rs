@@ -1,4 +1,4 @@
-//! Matrix products: a blocked f32 GEMM shared with the convolutions, and the MatMul,
+//! Matrix products: a plain f32 GEMM shared with the convolutions, and the MatMul,
 //! Gemm and MatMulInteger ops.
 
 use super::{f32_input, with_f32_output};
@@ -24,94 +24,34 @@ impl Mat<'_> {
     }
 }
 
-/// Rows of A and columns of B per register tile; 4x8 keeps the accumulators in
-/// SSE registers on the baseline x86-64 target and vectorizes well elsewhere.
-const MR: usize = 4;
-const NR: usize = 8;
-/// Cache blocking: a KCxNC panel of B (1 MiB) and an MCxKC block of A (72 KiB).
-const KC: usize = 256;
-const MC: usize = 72;
-const NC: usize = 1024;
-
-/// `C += alpha * A * B` with `A` of `m x k`, `B` of `k x n` and `C` row-major with
-/// row stride `ldc`. Goto-style: B and A blocks are packed into contiguous panels so
-/// the innermost kernel streams through memory.
+/// `C += alpha * A * B` with `A` of `m x k`, `B` of `k x n` and `C` row-major with row
+/// stride `ldc`. The reference: a plain i-k-j loop, no blocking (speed lives in
+/// `sinter-kernels`). Each row of `A * B` is summed in f64 and rounded once, so the result
+/// does not depend on a summation order and is as close to exact as f32 allows.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgemm(m: usize, n: usize, k: usize, alpha: f32, a: Mat, b: Mat, c: &mut [f32], ldc: usize) {
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    let mut pa = Vec::with_capacity(MC.div_ceil(MR) * MR * KC.min(k));
-    let mut pb = Vec::with_capacity(NC.min(n).div_ceil(NR) * NR * KC.min(k));
-    for j0 in (0..n).step_by(NC) {
-        let nc = NC.min(n - j0);
-        for p0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - p0);
-            pack_b(b, p0, kc, j0, nc, &mut pb);
-            for i0 in (0..m).step_by(MC) {
-                let mc = MC.min(m - i0);
-                pack_a(a, i0, mc, p0, kc, &mut pa);
-                for (jp, bpanel) in pb.chunks_exact(kc * NR).enumerate() {
-                    let j = j0 + jp * NR;
-                    let nr = NR.min(n - j);
-                    for (ip, apanel) in pa.chunks_exact(kc * MR).enumerate() {
-                        let i = i0 + ip * MR;
-                        let mr = MR.min(m - i);
-                        let mut acc = [[0f32; NR]; MR];
-                        kernel(apanel, bpanel, &mut acc);
-                        for (r, acc_row) in acc.iter().enumerate().take(mr) {
-                            let row = &mut c[(i + r) * ldc + j..][..nr];
-                            for (cv, av) in row.iter_mut().zip(acc_row) {
-                                *cv += alpha * av;
-                            }
-                        }
-                    }
+    let mut acc = vec![0f64; n];
+    for i in 0..m {
+        acc.fill(0.0);
+        for p in 0..k {
+            let av = f64::from(a.at(i, p));
+            let b_row = &b.data[p * b.rs..];
+            if b.cs == 1 {
+                // A contiguous row of B (the usual case): a slice the compiler vectorizes.
+                for (x, &bv) in acc.iter_mut().zip(&b_row[..n]) {
+                    *x += av * f64::from(bv);
                 }
-            }
-        }
-    }
-}
-
-/// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of A as MR-row panels, column by column,
-/// zero-filling the last partial panel.
-fn pack_a(a: Mat, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut Vec<f32>) {
-    out.clear();
-    for i in (0..mc).step_by(MR) {
-        let mr = MR.min(mc - i);
-        for p in 0..kc {
-            for r in 0..MR {
-                out.push(if r < mr { a.at(i0 + i + r, p0 + p) } else { 0.0 });
-            }
-        }
-    }
-}
-
-/// Packs rows `p0..p0+kc`, columns `j0..j0+nc` of B as NR-column panels, row by row.
-fn pack_b(b: Mat, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut Vec<f32>) {
-    out.clear();
-    for j in (0..nc).step_by(NR) {
-        let nr = NR.min(nc - j);
-        for p in 0..kc {
-            if nr == NR && b.cs == 1 {
-                let s = (p0 + p) * b.rs + j0 + j;
-                out.extend_from_slice(&b.data[s..s + NR]);
             } else {
-                for col in 0..NR {
-                    out.push(if col < nr { b.at(p0 + p, j0 + j + col) } else { 0.0 });
+                for (j, x) in acc.iter_mut().enumerate() {
+                    *x += av * f64::from(b_row[j * b.cs]);
                 }
             }
         }
-    }
-}
-
-/// The register tile: `acc += Apanel * Bpanel` over one K block.
-#[inline(always)]
-fn kernel(a: &[f32], b: &[f32], acc: &mut [[f32; NR]; MR]) {
-    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-        for (acc_row, &av) in acc.iter_mut().zip(ap) {
-            for (x, &bv) in acc_row.iter_mut().zip(bp) {
-                *x += av * bv;
-            }
+        for (cv, &x) in c[i * ldc..][..n].iter_mut().zip(&acc) {
+            *cv = (f64::from(*cv) + f64::from(alpha) * x) as f32;
         }
     }
 }

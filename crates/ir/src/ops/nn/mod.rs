@@ -21,8 +21,6 @@ mod pool;
 pub(crate) mod resize;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_ort;
 
 pub(crate) const OPS: &[OpSpec] = &[
     OpSpec { op_type: "Conv", build: conv::build_conv },

@@ -1,14 +1,13 @@
-//! Hand-checked cases and the helpers shared with `tests_ort.rs` (cases whose expected
-//! values come from onnxruntime, or the onnx reference evaluator where onnxruntime lacks
-//! a kernel, on the deterministic inputs of [`pat`]).
+//! Hand-checked cases. The cases checked against onnxruntime or the onnx reference evaluator
+//! are data (`crates/ir/tests/data/ort_cases.json`, run by `crates/ir/tests/ort_cases.rs`).
 
-pub(super) use crate::DType::{F16, F32, I32, I64, I8, U8};
+use crate::DType::{F16, F32, I32, I64, I8, U8};
 use crate::{AttrValue, Attrs, DType, Fact, Result, Tensor};
 use std::sync::Arc;
 
 /// The deterministic test input `(i * 7 + seed * 3) % 11` mapped per dtype: floats to
-/// `(v - 5) / 4`, u8 to `20 v`, signed integers to `v - 5`. The generator uses the same.
-pub(super) fn pat(dtype: DType, shape: &[usize], seed: usize) -> Option<Tensor> {
+/// `(v - 5) / 4`, u8 to `20 v`, signed integers to `v - 5`.
+fn pat(dtype: DType, shape: &[usize], seed: usize) -> Option<Tensor> {
     let n: usize = shape.iter().product();
     let vals: Vec<f64> = (0..n)
         .map(|i| {
@@ -24,7 +23,7 @@ pub(super) fn pat(dtype: DType, shape: &[usize], seed: usize) -> Option<Tensor> 
 }
 
 /// A tensor of `dtype` holding `vals`.
-pub(super) fn val(dtype: DType, shape: &[usize], vals: &[f64]) -> Option<Tensor> {
+fn val(dtype: DType, shape: &[usize], vals: &[f64]) -> Option<Tensor> {
     Some(crate::dispatch_dtype!(dtype, T => {
         let v: Vec<T> = vals.iter().map(|&x| <T as crate::Elem>::from_f64(x)).collect();
         Tensor::from_vec(shape, v).unwrap()
@@ -32,7 +31,7 @@ pub(super) fn val(dtype: DType, shape: &[usize], vals: &[f64]) -> Option<Tensor>
 }
 
 /// Builds the op, infers (every input constant, as when folding) and evaluates it.
-pub(super) fn run(op: &str, opset: i64, attrs: &[(&str, AttrValue)], inputs: Vec<Option<Tensor>>) -> Result<Tensor> {
+fn run(op: &str, opset: i64, attrs: &[(&str, AttrValue)], inputs: Vec<Option<Tensor>>) -> Result<Tensor> {
     run_limited(op, opset, attrs, inputs, usize::MAX)
 }
 
@@ -68,7 +67,7 @@ fn run_limited(
 /// Runs the op and compares with the expected shape and values (floats within a
 /// relative and absolute 1e-5, or 2e-3 for f16 outputs; integers exactly).
 #[track_caller]
-pub(super) fn check(
+fn check(
     op: &str,
     opset: i64,
     attrs: &[(&str, AttrValue)],
