@@ -9,6 +9,8 @@ pub enum BuildError {
     Plan(#[from] sinter_plan::PlanError),
     #[error(transparent)]
     Optimizer(#[from] sinter_optimizer::OptError),
+    #[error(transparent)]
+    Runtime(#[from] sinter_runtime::RuntimeError),
     #[error("{0}")]
     Shapes(String),
     #[error("the planned activation arena needs {arena} bytes, more than the --max-memory limit of {limit} bytes")]

@@ -65,6 +65,17 @@ pub struct BuildReport {
     pub optimizer: sinter_optimizer::Report,
     /// The kernel chosen for each layer that had candidates.
     pub tactics: Vec<TacticReport>,
+    /// Nodes that run the reference evaluator although the backend has fast kernels
+    /// for their op type, with why each of those refused.
+    pub fallbacks: Vec<FallbackReport>,
+}
+
+/// A node the backend's fast kernels refused.
+#[derive(Clone, Debug)]
+pub struct FallbackReport {
+    pub node: String,
+    pub op_type: String,
+    pub reason: String,
 }
 
 /// How one layer's kernel was chosen.
@@ -154,14 +165,30 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
     };
 
     let target = opts.target.unwrap_or_else(sinter_plan::Target::host);
+    let backend = sinter_runtime::backend::for_target(target)?;
     let choice = match sinter_runtime::Isa::selected() {
         Ok(isa) if target == sinter_plan::Target::host() && !opts.deterministic_tactics => TacticChoice::Time(isa),
         _ => TacticChoice::Heuristic,
     };
     let mut tactics = Vec::new();
+    let mut fallbacks = Vec::new();
     let mut kernels = Vec::new();
     for (node, _) in graph.nodes.iter().zip(&keep).filter(|(_, k)| **k) {
-        let packed = pack_node(node, &facts, choice)?;
+        // Every output the op produces gets a buffer, named or not.
+        let out_facts = sinter_ir::infer::infer_node(
+            node,
+            &node.inputs.iter().map(|n| if n.is_empty() { None } else { facts.get(n) }).collect::<Vec<_>>(),
+        )?;
+        let chosen = choose_kernel(backend, node, &facts, &out_facts, choice)?;
+        let fallback_reason = chosen.fallback_reason();
+        if let Some(reason) = &fallback_reason {
+            fallbacks.push(FallbackReport {
+                node: node.name.clone(),
+                op_type: node.op_type.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let packed = chosen.packed;
         if let Some(p) = packed
             .as_ref()
             .filter(|p| !matches!(p.layout, sinter_plan::PackLayout::GemmPanels { .. }) || !p.timings.is_empty())
@@ -202,11 +229,6 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
             }),
             None => None,
         };
-        // Every output the op produces gets a buffer, named or not.
-        let out_facts = sinter_ir::infer::infer_node(
-            node,
-            &node.inputs.iter().map(|n| if n.is_empty() { None } else { facts.get(n) }).collect::<Vec<_>>(),
-        )?;
         let mut outputs = Vec::with_capacity(out_facts.len());
         for (i, f) in out_facts.iter().enumerate() {
             let name = match node.outputs.get(i) {
@@ -226,6 +248,9 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
             outputs,
             nodes: node.sources().into_iter().map(|(name, op_type)| SourceNode { name, op_type }).collect(),
             packing,
+            implementation: chosen.implementation.to_string(),
+            precision: chosen.precision,
+            fallback_reason,
         });
     }
 
@@ -275,6 +300,7 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         build_time: start.elapsed(),
         optimizer,
         tactics,
+        fallbacks,
     };
     let meta = PlanMeta {
         model_name: graph.name.clone(),
@@ -287,28 +313,32 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         optimizer: log::optimizer_log(&report.optimizer),
         source_graph: log::source_graph(source),
     };
-    let plan = Plan::new(meta, weights)?.with_target(target.name())?;
+    let plan = Plan::new(meta, weights)?.with_target(&target.name())?;
     Ok((plan, report))
 }
 
-/// The node's weights packed for its runtime kernel, when its kernel reads them packed
-/// and they are constants.
-fn pack_node(
+/// The backend's kernel for a node, with its weights packed for it when they are
+/// constants and the kernel reads them packed.
+fn choose_kernel(
+    backend: &dyn sinter_runtime::Backend,
     node: &sinter_ir::Node,
     facts: &HashMap<String, Fact>,
+    out_facts: &[Fact],
     choice: TacticChoice,
-) -> Result<Option<sinter_runtime::PackedWeights>, BuildError> {
-    let packable = ["Conv", "ConvTranspose", "Gemm", "MatMul"];
-    if !packable.iter().any(|op| node.op_type.strip_prefix("Fused").unwrap_or(&node.op_type) == *op) {
-        return Ok(None);
-    }
-    let Some(weight) = node.inputs.get(1).and_then(|n| facts.get(n)).and_then(|f| f.value.clone()) else {
-        return Ok(None);
+) -> Result<sinter_runtime::KernelChoice, BuildError> {
+    let fact = |n: &String| if n.is_empty() { None } else { facts.get(n) };
+    let inputs: Vec<_> = node.inputs.iter().map(|n| fact(n).map(|f| (f.dtype, f.shape.clone()))).collect();
+    let constants: Vec<_> = node.inputs.iter().map(|n| fact(n).and_then(|f| f.value.clone())).collect();
+    let outputs: Vec<_> = out_facts.iter().map(|f| (f.dtype, f.shape.clone())).collect();
+    let spec = sinter_runtime::NodeSpec {
+        op_type: &node.op_type,
+        attrs: &node.attrs,
+        opset: node.opset,
+        inputs: &inputs,
+        outputs: &outputs,
+        constants: &constants,
     };
-    let operand = |n: &String| facts.get(n).map(|f| (f.dtype, f.shape.clone()));
-    let inputs: Vec<_> = node.inputs.iter().map(|n| if n.is_empty() { None } else { operand(n) }).collect();
-    let outputs: Option<Vec<_>> = node.outputs.iter().map(operand).collect();
-    let Some(outputs) = outputs else { return Ok(None) };
-    sinter_runtime::pack_weights(&node.op_type, &node.attrs, node.opset, &inputs, &outputs, &weight, choice)
-        .map_err(|e| BuildError::Internal(format!("packing the weights of '{}': {e}", node.name)))
+    backend
+        .choose_kernel(&spec, choice)
+        .map_err(|e| BuildError::Internal(format!("choosing the kernel of '{}': {e}", node.name)))
 }

@@ -85,6 +85,7 @@ pub fn run(model: Option<PathBuf>, output: Option<PathBuf>, shapes: Option<&str>
         report.tactics.len(),
         if timed > 0 { "timed on this machine" } else { "chosen by rule" }
     );
+    println!("  reference kernels {} refused by every fast kernel for their op", report.fallbacks.len());
     println!("  build time        {:.1} ms", report.build_time.as_secs_f64() * 1e3);
     if o.report {
         print!("{}", report.optimizer);
@@ -93,6 +94,10 @@ pub fn run(model: Option<PathBuf>, output: Option<PathBuf>, shapes: Option<&str>
             let timings: Vec<String> = t.timings.iter().map(|(name, ms)| format!("{name} {ms:.3} ms")).collect();
             let how = if timings.is_empty() { "by rule".to_string() } else { timings.join(", ") };
             println!("  {:<40} {:<18} ({how})", t.node, t.chosen);
+        }
+        println!("fallbacks to the reference evaluator:");
+        for f in &report.fallbacks {
+            println!("  {} '{}': {}", f.op_type, f.node, f.reason);
         }
     }
     Ok(())

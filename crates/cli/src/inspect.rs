@@ -31,6 +31,9 @@ pub fn run(plan: &Path, as_json: bool, dot: bool, svg: bool) -> Result<()> {
                     "inputs": k.inputs.iter().map(|i| i.and_then(tensor).map(|t| t.name.clone())).collect::<Vec<_>>(),
                     "outputs": k.outputs.iter().filter_map(|&i| tensor(i)).map(|t| t.name.clone()).collect::<Vec<_>>(),
                     "tactic": k.packing.as_ref().map(|p| p.layout.tactic()),
+                    "impl": k.implementation,
+                    "precision": k.precision.name(),
+                    "fallback_reason": k.fallback_reason,
                 })
             })
             .collect();
@@ -57,7 +60,7 @@ pub fn run(plan: &Path, as_json: bool, dot: bool, svg: bool) -> Result<()> {
     }
     println!("plan {}", plan.display());
     let host = Target::host();
-    let runs_here = Target::from_name(&header.target).is_some_and(|t| t.runs_on(host));
+    let runs_here = Target::from_name(&header.target).is_some_and(|t| t.backend() == host.backend() && t.runs_on(host));
     let note = if runs_here { String::new() } else { format!(" (does not run on this machine, {host})") };
     println!(
         "  format v{}, produced by sinter {}, target {}{note}",
@@ -84,7 +87,16 @@ pub fn run(plan: &Path, as_json: bool, dot: bool, svg: bool) -> Result<()> {
             .map(|t| if let Location::Weights { bytes, .. } = t.location { bytes } else { 0 })
             .sum();
         let tactic = k.packing.as_ref().map(|p| format!(", {}", p.layout.tactic())).unwrap_or_default();
-        println!("  {i:4} {:<20} {:<40} -> {shape} (weights {weights} B{tactic})", k.op_type, names.join(","));
+        println!(
+            "  {i:4} {:<20} {:<40} -> {shape} ({} {}, weights {weights} B{tactic})",
+            k.op_type,
+            names.join(","),
+            k.implementation,
+            k.precision
+        );
+        if let Some(why) = &k.fallback_reason {
+            println!("         fast kernels refused it: {why}");
+        }
     }
     let log = &meta.optimizer;
     println!("optimizer: {} rewrites applied, {} candidates refused", log.applied.len(), log.refused.len());

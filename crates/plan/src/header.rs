@@ -7,7 +7,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 8] = *b"SINTPLAN";
 /// The newest (and only) format version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 pub const HEADER_SIZE: usize = 128;
 /// Alignment of the weight section in the file and of every tensor inside it.
 pub const ALIGN: u64 = 64;
@@ -19,71 +19,6 @@ pub const PRODUCER_LEN: usize = 16;
 pub const PRODUCER: &str = env!("CARGO_PKG_VERSION");
 /// Target of plans that run on any machine.
 pub const DEFAULT_TARGET: &str = "generic";
-
-/// The machine a plan is built for, recorded in the header's target field.
-///
-/// Weight packing is the same on every architecture (fixed panel sizes), so a plan's bytes
-/// are numerically portable; the target still records which machine the builder chose
-/// kernels and tactics for, and the runtime refuses a plan built for another architecture
-/// rather than run it with choices made for a different CPU. `Generic` plans run anywhere.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Target {
-    Generic,
-    X86_64,
-    Aarch64,
-}
-
-impl Target {
-    pub const ALL: [Target; 3] = [Target::Generic, Target::X86_64, Target::Aarch64];
-
-    /// The name written in the header and accepted by `sinter build --target`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Target::Generic => DEFAULT_TARGET,
-            Target::X86_64 => "x86_64",
-            Target::Aarch64 => "aarch64",
-        }
-    }
-
-    /// The target a header names, if this version knows it.
-    pub fn from_name(name: &str) -> Option<Target> {
-        Target::ALL.into_iter().find(|t| t.name() == name)
-    }
-
-    /// The machine this code is compiled for; `Generic` on architectures without a
-    /// target of their own.
-    pub fn host() -> Target {
-        if cfg!(target_arch = "x86_64") {
-            Target::X86_64
-        } else if cfg!(target_arch = "aarch64") {
-            Target::Aarch64
-        } else {
-            Target::Generic
-        }
-    }
-
-    /// Whether a plan built for `self` may run on a machine of target `host`.
-    pub fn runs_on(self, host: Target) -> bool {
-        self == Target::Generic || self == host
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Target {
-    type Err = PlanError;
-
-    fn from_str(s: &str) -> Result<Target> {
-        Target::from_name(s).ok_or_else(|| PlanError::UnknownTarget {
-            name: s.to_string(),
-            known: Target::ALL.map(Target::name).join(", "),
-        })
-    }
-}
 
 const _: () = assert!(PRODUCER.len() <= PRODUCER_LEN, "crate version does not fit the header");
 
@@ -211,6 +146,9 @@ impl Header {
             }
             if version == 0 {
                 return Err(PlanError::Corrupted("format version 0 does not exist".into()));
+            }
+            if version < FORMAT_VERSION {
+                return Err(PlanError::OlderVersion { version, supported: FORMAT_VERSION });
             }
         }
         let Some(b) = prefix.first_chunk::<HEADER_SIZE>() else {

@@ -10,14 +10,14 @@ mod error;
 mod header;
 mod plan;
 pub mod schema;
+mod target;
 mod validate;
 mod weights;
 
 pub use error::{PlanError, Result};
-pub use header::{
-    Header, Section, Target, ALIGN, DEFAULT_TARGET, FIXED_STR_LEN, FORMAT_VERSION, HEADER_SIZE, MAGIC, PRODUCER,
-};
+pub use header::{Header, Section, ALIGN, DEFAULT_TARGET, FIXED_STR_LEN, FORMAT_VERSION, HEADER_SIZE, MAGIC, PRODUCER};
 pub use plan::{read_header, Plan, PlanInfo};
 pub use schema::*;
+pub use target::{BackendKind, SmList, Target};
 pub use validate::MAX_ARENA_BYTES;
 pub use weights::WeightsBuilder;

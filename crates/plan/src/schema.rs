@@ -45,6 +45,15 @@ pub struct KernelDesc {
     pub nodes: Vec<SourceNode>,
     /// Set when one input holds weights pre-packed for the kernel chosen at build time.
     pub packing: Option<Packing>,
+    /// The backend's kernel implementation chosen at build time (`cpu.conv2d`, …), or
+    /// `reference`: the op's own definition in `sinter-ir`. Loading runs this one.
+    pub implementation: String,
+    /// The element type the kernel computes in: a property of each kernel, so plans
+    /// mix precisions freely.
+    pub precision: DType,
+    /// Why the backend's fast kernels refused this node (each factory that handles its
+    /// op type, with its reason), when it runs `reference` instead.
+    pub fallback_reason: Option<String>,
 }
 
 /// A weight input stored in a kernel's own layout instead of its logical one. The

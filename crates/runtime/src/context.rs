@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub struct KernelTime {
     pub op_type: String,
+    /// The kernel implementation that ran (`cpu.conv2d`, `reference`, …).
+    pub implementation: String,
     /// The first model node the kernel covers.
     pub node: String,
     pub time: Duration,
@@ -102,7 +104,12 @@ impl Context {
     pub fn profile(&mut self) -> Result<Vec<KernelTime>> {
         let mut times = Vec::with_capacity(self.shared.kernels.len());
         self.run_kernels(|k, d| {
-            times.push(KernelTime { op_type: k.op_type.clone(), node: k.node.clone(), time: d });
+            times.push(KernelTime {
+                op_type: k.op_type.clone(),
+                implementation: k.implementation.clone(),
+                node: k.node.clone(),
+                time: d,
+            });
         })?;
         Ok(times)
     }

@@ -1,9 +1,10 @@
+use crate::backend::Backend;
 use crate::context::Context;
 use crate::error::{Result, RuntimeError};
 use crate::prepare::{self, Prepared, Slot};
 use sinter_ir::{DType, Tensor};
 use sinter_kernels::Isa;
-use sinter_plan::{Plan, Target};
+use sinter_plan::{BackendKind, Plan, Target};
 use std::borrow::Borrow;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -62,14 +63,14 @@ impl Engine {
     /// Prepares an in-memory plan with explicit options. Refuses a plan built for
     /// another target ([`check_target`]).
     pub fn with_options(plan: Plan, options: &RuntimeOptions) -> Result<Engine> {
-        check_target(&plan)?;
+        let backend = check_target(&plan)?;
         let isa = Isa::selected()?;
         let threads = match options.threads {
             Some(0) => return Err(RuntimeError::Options("threads must be at least 1".into())),
             Some(n) => n,
             None => num_cpus::get_physical().max(1),
         };
-        let kernels = prepare::prepare(&plan)?;
+        let kernels = prepare::prepare(&plan, backend)?;
         let meta = plan.meta();
         let io = |b: &sinter_plan::Binding| -> Result<(IoInfo, Slot)> {
             let s = prepare::slot(meta, b.tensor)?;
@@ -123,13 +124,15 @@ impl Engine {
     }
 }
 
-/// Checks that a plan may run on this machine: its target is `generic` or this
-/// architecture. Unknown names (a newer producer's targets) are refused the same way.
-pub fn check_target(plan: &Plan) -> Result<()> {
+/// Checks that a plan may run on this machine and returns the backend that runs it: a
+/// CPU plan's target must be `generic` or this architecture; a CUDA plan needs the CUDA
+/// backend. Unknown names (a newer producer's targets) are refused like another CPU's.
+pub fn check_target(plan: &Plan) -> Result<&'static dyn Backend> {
     let host = Target::host();
     let name = &plan.header().target;
     match Target::from_name(name) {
-        Some(t) if t.runs_on(host) => Ok(()),
+        Some(t) if t.backend() != BackendKind::Cpu => crate::backend::for_target(t),
+        Some(t) if t.runs_on(host) => crate::backend::for_target(t),
         _ => Err(RuntimeError::WrongTarget { plan: name.clone(), host: host.name() }),
     }
 }

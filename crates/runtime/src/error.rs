@@ -11,7 +11,10 @@ pub enum RuntimeError {
         "plan was built for target '{plan}' but this machine is {host}; \
          rebuild it with `sinter build --target {host}` (or `--target generic`)"
     )]
-    WrongTarget { plan: String, host: &'static str },
+    WrongTarget { plan: String, host: String },
+    /// The plan's target runs on a backend this build of the runtime does not have.
+    #[error("plan was built for target '{target}', which runs on the {backend} backend; this sinter has only the cpu backend")]
+    NoBackend { target: String, backend: &'static str },
     #[error("invalid plan: kernel {index} ({op_type} '{node}'): {msg}")]
     InvalidKernel { index: usize, op_type: String, node: String, msg: String },
     #[error("invalid plan: {0}")]

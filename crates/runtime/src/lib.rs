@@ -4,6 +4,7 @@
 //! owns one activation arena, so several threads can run the same engine at once.
 
 mod arena;
+pub mod backend;
 mod context;
 mod engine;
 mod error;
@@ -11,10 +12,12 @@ mod exec;
 mod pack;
 mod prepare;
 
+pub use backend::{Backend, KernelChoice, NodeSpec};
 pub use context::{Context, KernelTime};
 pub use engine::{check_target, Engine, IoInfo, RuntimeOptions};
 pub use error::RuntimeError;
-pub use pack::{pack_weights, PackedWeights, TacticChoice};
+pub use exec::registry::{Factory, Refusal, REFERENCE};
+pub use pack::{PackedWeights, TacticChoice};
 pub use sinter_ir::{DType, Tensor, View};
 pub use sinter_kernels::Isa;
 pub use sinter_plan::Plan;

@@ -1,17 +1,15 @@
-//! Build-time weight packing: the builder asks which weights a kernel wants in its own
-//! layout, so the plan stores them packed and loading does no work.
+//! Build-time weight packing: a kernel that wants its weights in its own layout gets
+//! them packed by the builder (through its factory), so the plan stores them packed and
+//! loading does no work. Where several tactics fit, they are timed here.
 
-use crate::error::{Result, RuntimeError};
 use crate::exec::conv::{Conv2d, Weights};
-use crate::exec::conv_transpose::ConvT2d;
-use crate::exec::dense::Dense;
+use crate::exec::registry::{Accept, Request, Why};
 use crate::exec::{Exec, RunCtx};
-use crate::prepare::Slot;
-use sinter_ir::{Attrs, DType, Tensor};
+use sinter_ir::{DType, Tensor};
 use sinter_ir::{View, ViewMut};
 use sinter_kernels::winograd::WinogradTile;
 use sinter_kernels::{Isa, ThreadPool};
-use sinter_plan::{Location, PackLayout};
+use sinter_plan::PackLayout;
 use std::time::Instant;
 
 /// A weight input packed for its kernel.
@@ -35,61 +33,27 @@ pub enum TacticChoice {
     Heuristic,
 }
 
-/// For an op whose kernel reads pre-packed weights (f32 `Conv` / `FusedConv` that run as
-/// packed GEMM), the packed form of its weight `weight` (input 1); `None` for ops that
-/// read their weights as they are. `inputs` and `outputs` are (dtype, shape) per operand.
-pub fn pack_weights(
-    op_type: &str,
-    attrs: &Attrs,
-    opset: i64,
-    inputs: &[Option<(DType, Vec<usize>)>],
-    outputs: &[(DType, Vec<usize>)],
-    weight: &Tensor,
-    choice: TacticChoice,
-) -> Result<Option<PackedWeights>> {
-    if !matches!(
-        op_type,
-        "Conv" | "FusedConv" | "ConvTranspose" | "FusedConvTranspose" | "Gemm" | "FusedGemm" | "MatMul" | "FusedMatMul"
-    ) {
-        return Ok(None);
+impl PackedWeights {
+    /// Weights in GEMM panels (input 1), chosen without timing.
+    pub(crate) fn gemm(data: Vec<f32>) -> PackedWeights {
+        PackedWeights { input: 1, layout: gemm_layout(), data, timings: Vec::new() }
     }
-    let all_f32 = inputs.iter().flatten().chain(outputs).all(|(d, _)| *d == DType::F32);
-    if !all_f32 || weight.dtype() != DType::F32 {
-        return Ok(None);
-    }
-    let op = sinter_ir::ops::build(op_type, attrs, opset).map_err(|e| RuntimeError::InvalidPlan(e.to_string()))?;
-    let slot = |(dtype, shape): &(DType, Vec<usize>)| Slot {
-        loc: Location::Arena { offset: 0, bytes: 0 },
-        dtype: *dtype,
-        shape: shape.clone(),
-    };
-    let ins: Vec<Option<Slot>> = inputs.iter().map(|i| i.as_ref().map(slot)).collect();
-    let outs: Vec<Slot> = outputs.iter().map(slot).collect();
-    let w = weight.as_slice::<f32>().map_err(|e| RuntimeError::InvalidPlan(e.to_string()))?;
-    let gemm = PackLayout::GemmPanels { mr: sinter_kernels::MR as u32 };
-    if op_type.ends_with("Gemm") || op_type.ends_with("MatMul") {
-        let Some(d) = Dense::new(op.as_ref(), op_type, &ins, &outs, Weights::Runtime) else {
-            return Ok(None);
-        };
-        let mut data = vec![0.0; d.packed_len()];
-        d.pack(w, &mut data).map_err(|e| RuntimeError::InvalidPlan(e.to_string()))?;
-        return Ok(Some(PackedWeights { input: 1, layout: gemm, data, timings: Vec::new() }));
-    }
-    if op_type.ends_with("ConvTranspose") {
-        let Some(ct) = ConvT2d::new(op.as_ref(), op_type, &ins, &outs, Weights::Runtime) else {
-            return Ok(None);
-        };
-        let mut data = vec![0.0; ct.packed_len()];
-        ct.pack(w, &mut data).map_err(|e| RuntimeError::InvalidPlan(e.to_string()))?;
-        return Ok(Some(PackedWeights { input: 1, layout: gemm, data, timings: Vec::new() }));
-    }
-    let Some(conv) = Conv2d::new(op.as_ref(), op_type, &ins, &outs, Weights::Runtime) else {
-        return Ok(None);
-    };
+}
+
+fn gemm_layout() -> PackLayout {
+    PackLayout::GemmPanels { mr: sinter_kernels::MR as u32 }
+}
+
+/// The `cpu.conv2d` factory's packing: the weights of a non-depthwise convolution
+/// packed for the fastest tactic (packed GEMM, Winograd F(2,3) or F(4,3)), timed on
+/// this machine or chosen by rule.
+pub(crate) fn pack_conv(r: &Request, weight: &Tensor, choice: TacticChoice) -> Accept<Option<PackedWeights>> {
+    let conv = Conv2d::new(r.op.as_ref(), r.op_type, r.inputs, r.outputs, Weights::Runtime)?;
     if conv.depthwise() {
         return Ok(None);
     }
-    let invalid = |e: sinter_ir::IrError| RuntimeError::InvalidPlan(e.to_string());
+    let w = weight.as_slice::<f32>().why("weights")?;
+    let gemm = gemm_layout();
     // Candidates: packed GEMM always; Winograd where the shape allows it.
     let (c, m, oh, ow) = conv.dims();
     let mut candidates = vec![(gemm, conv.plain())];
@@ -112,12 +76,12 @@ pub fn pack_weights(
                 let mut packed = Vec::with_capacity(candidates.len());
                 for (_, k) in &candidates {
                     let mut p = vec![0.0; k.packed_len()];
-                    k.pack(w, &mut p).map_err(invalid)?;
+                    k.pack(w, &mut p).why("packing the weights")?;
                     packed.push(p);
                 }
                 let kernels: Vec<(&Conv2d, &[f32])> =
                     candidates.iter().zip(&packed).map(|((_, k), p)| (k, p.as_slice())).collect();
-                let best = time_convs(&kernels, isa).map_err(invalid)?;
+                let best = time_convs(&kernels, isa).why("timing the tactics")?;
                 timings = candidates.iter().map(|(l, _)| *l).zip(best).collect();
                 timings.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map_or(gemm, |t| t.0)
             }
@@ -126,13 +90,12 @@ pub fn pack_weights(
     let k = match chosen {
         PackLayout::Winograd { tile, .. } => {
             let tile = if tile == 2 { WinogradTile::F2 } else { WinogradTile::F4 };
-            Conv2d::new(op.as_ref(), op_type, &ins, &outs, Weights::Runtime).and_then(|k| k.with_winograd(tile))
+            conv.with_winograd(tile).why("the chosen tactic no longer applies")?
         }
-        PackLayout::GemmPanels { .. } => Some(conv),
+        PackLayout::GemmPanels { .. } => conv,
     };
-    let k = k.ok_or_else(|| RuntimeError::InvalidPlan("tactic no longer applies".into()))?;
     let mut data = vec![0.0; k.packed_len()];
-    k.pack(w, &mut data).map_err(invalid)?;
+    k.pack(w, &mut data).why("packing the weights")?;
     Ok(Some(PackedWeights { input: 1, layout: chosen, data, timings }))
 }
 

@@ -2,7 +2,9 @@
 //! kernels rely on: ops rebuilt from their attributes, shapes re-inferred and
 //! compared. Ranges and aliasing were already checked by the plan's own validation.
 
+use crate::backend::{self, Backend};
 use crate::error::{Result, RuntimeError};
+use crate::exec::registry::Request;
 use crate::exec::{self, Exec};
 use sinter_ir::{DType, Fact, Tensor};
 use sinter_plan::{Location, Plan, PlanMeta, TensorDesc};
@@ -26,6 +28,8 @@ impl Slot {
 
 pub(crate) struct Prepared {
     pub exec: Box<dyn Exec>,
+    /// The kernel implementation the plan chose (`cpu.conv2d`, `reference`, …).
+    pub implementation: String,
     pub inputs: Vec<Option<Slot>>,
     pub outputs: Vec<Slot>,
     pub op_type: String,
@@ -60,7 +64,7 @@ pub(crate) fn weight_bytes<'a>(plan: &'a Plan, s: &Slot) -> Option<&'a [u8]> {
     }
 }
 
-pub(crate) fn prepare(plan: &Plan) -> Result<Vec<Prepared>> {
+pub(crate) fn prepare(plan: &Plan, backend: &dyn Backend) -> Result<Vec<Prepared>> {
     let meta = plan.meta();
     let mut out = Vec::with_capacity(meta.kernels.len());
     for (index, k) in meta.kernels.iter().enumerate() {
@@ -118,11 +122,12 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Vec<Prepared>> {
                 )));
             }
         }
-        let exec = exec::select(op, &k.op_type, &logical, &outputs, packed, &|i| {
-            inputs.get(i)?.as_ref().and_then(|s| weight_bytes(plan, s))
-        })
-        .map_err(|e| bad(e.to_string()))?;
-        out.push(Prepared { exec, inputs, outputs, op_type: k.op_type.clone(), node });
+        let weights = |i: usize| inputs.get(i)?.as_ref().and_then(|s| weight_bytes(plan, s));
+        let req =
+            Request { op: &op, op_type: &k.op_type, inputs: &logical, outputs: &outputs, packed, weights: &weights };
+        let exec = backend::make_kernel(backend.factories(), &k.implementation, &req).map_err(bad)?;
+        let implementation = k.implementation.clone();
+        out.push(Prepared { exec, implementation, inputs, outputs, op_type: k.op_type.clone(), node });
     }
     Ok(out)
 }

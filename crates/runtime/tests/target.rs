@@ -53,7 +53,7 @@ fn plans_for_this_machine_and_generic_plans_run() {
 #[test]
 fn plans_for_another_architecture_are_refused() {
     for t in [Target::X86_64, Target::Aarch64].into_iter().filter(|&t| t != Target::host()) {
-        refused(relu_plan(Some(t)), t.name());
+        refused(relu_plan(Some(t)), &t.name());
     }
 }
 
@@ -65,5 +65,19 @@ fn unknown_targets_are_refused() {
         let plan = relu_plan(None).with_target(name).unwrap();
         let plan = Plan::from_bytes(&plan.to_bytes()).unwrap();
         refused(plan, name);
+    }
+}
+
+#[test]
+fn cuda_plans_need_the_cuda_backend() {
+    let plan = relu_plan(Some(Target::Generic)).with_target("cuda:87,90").unwrap();
+    let plan = Plan::from_bytes(&plan.to_bytes()).unwrap();
+    match Engine::new(plan) {
+        Err(e @ RuntimeError::NoBackend { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("'cuda:87,90'") && msg.contains("cuda backend"), "{msg}");
+        }
+        Err(e) => panic!("wrong error for a CUDA plan: {e}"),
+        Ok(_) => panic!("a CUDA plan was accepted by a runtime without the CUDA backend"),
     }
 }

@@ -23,6 +23,9 @@ pub fn kernel(op: &str, inputs: &[Option<u32>], outputs: &[u32], attrs: Attrs) -
         outputs: outputs.to_vec(),
         nodes: vec![SourceNode { name: format!("{}_node", op.to_lowercase()), op_type: op.into() }],
         packing: None,
+        implementation: "reference".into(),
+        precision: DType::F32,
+        fallback_reason: None,
     }
 }
 

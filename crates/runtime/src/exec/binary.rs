@@ -3,6 +3,7 @@
 //! with the broadcast resolved once instead of per call, and `sinter-ir`'s own slice
 //! functions so the values are exactly the reference's.
 
+use super::registry::{need, Accept, Refusal, Why};
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::elementwise::{Binary, BinaryKind};
@@ -32,29 +33,30 @@ pub(crate) struct FastBinary {
 }
 
 impl FastBinary {
-    pub(crate) fn new(op: &dyn Op, inputs: &[Option<Slot>], outputs: &[Slot]) -> Option<FastBinary> {
-        let b = op.as_any().downcast_ref::<Binary>()?;
+    pub(crate) fn new(op: &dyn Op, inputs: &[Option<Slot>], outputs: &[Slot]) -> Accept<FastBinary> {
+        let b = op.as_any().downcast_ref::<Binary>().why("the op is not a binary op")?;
         let bin = match b.kind {
             BinaryKind::Add => BinOp::Add,
             BinaryKind::Sub => BinOp::Sub,
             BinaryKind::Mul => BinOp::Mul,
             BinaryKind::Div => BinOp::Div,
-            _ => return None,
+            _ => return Err(Refusal::new("not Add, Sub, Mul or Div")),
         };
-        let (x, w, y) = (inputs.first()?.as_ref()?, inputs.get(1)?.as_ref()?, outputs.first()?);
-        if [x.dtype, w.dtype, y.dtype] != [DType::F32; 3] {
-            return None;
-        }
+        let x = inputs.first().and_then(Option::as_ref).why("no input 0")?;
+        let w = inputs.get(1).and_then(Option::as_ref).why("no input 1")?;
+        let y = outputs.first().why("no output")?;
+        need([x.dtype, w.dtype, y.dtype] == [DType::F32; 3], "not f32")?;
         let (full, small, swapped) = if x.shape == y.shape {
             (x, w, false)
         } else if w.shape == y.shape {
             (w, x, true)
         } else {
-            return None;
+            return Err(Refusal::new("both inputs are broadcast"));
         };
-        let numel = full.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
-        let pattern = pattern(&small.shape, &full.shape)?;
-        Some(FastBinary { op: bin, swapped, pattern, numel })
+        let numel = full.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).why("sizes overflow")?;
+        let pattern = pattern(&small.shape, &full.shape)
+            .why("the smaller input broadcasts other than as a scalar, a trailing block or a per-row value")?;
+        Ok(FastBinary { op: bin, swapped, pattern, numel })
     }
 }
 

@@ -6,6 +6,7 @@
 //! the reference's, while the reference evaluation runs on one thread.
 
 use super::conv::{self, epilogue_inputs, Operand, MAX_EPILOGUE_INPUTS};
+use super::registry::{need, Accept, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{FusedElementwise, Step};
@@ -28,18 +29,18 @@ pub(crate) struct Chain {
 
 impl Chain {
     /// The kernel for an f32 `FusedElementwise` of rank at most 4 whose operands all
-    /// broadcast onto its output, or `None`.
-    pub(crate) fn new(op: &dyn Op, inputs: &[Option<Slot>], outputs: &[Slot]) -> Option<Chain> {
-        let f = op.as_any().downcast_ref::<FusedElementwise>()?;
-        let (x, y) = (inputs.first()?.as_ref()?, outputs.first()?);
-        if x.dtype != DType::F32 || y.dtype != DType::F32 || x.shape != y.shape {
-            return None;
-        }
+    /// broadcast onto its output, or why not.
+    pub(crate) fn new(op: &dyn Op, inputs: &[Option<Slot>], outputs: &[Slot]) -> Accept<Chain> {
+        let f = op.as_any().downcast_ref::<FusedElementwise>().why("the op is not a FusedElementwise")?;
+        let x = inputs.first().and_then(Option::as_ref).why("no input 0")?;
+        let y = outputs.first().why("no output")?;
+        need(x.dtype == DType::F32 && y.dtype == DType::F32, "not f32")?;
+        need(x.shape == y.shape, "input 0 is broadcast to the output")?;
         let dims = conv::dims4(&y.shape)?;
         let steps = f.epilogue.steps.clone();
         let operands = conv::epilogue_operands(&steps, inputs.get(1..).unwrap_or(&[]), &dims)?;
-        let numel = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
-        Some(Chain { steps, operands, dims, numel })
+        let numel = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).why("sizes overflow")?;
+        Ok(Chain { steps, operands, dims, numel })
     }
 }
 

@@ -6,6 +6,7 @@
 //! time when the plan carries it).
 
 use super::conv::{finish_row, valid_range, ConvGeom, RunOperands, Weights};
+use super::registry::{need, Accept, Why};
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::BaseKind;
@@ -31,28 +32,28 @@ thread_local! {
 }
 
 impl ConvT2d {
-    /// The kernel for a 2-D f32 `ConvTranspose` / `FusedConvTranspose`, or `None`.
+    /// The kernel for a 2-D f32 `ConvTranspose` / `FusedConvTranspose`, or why not.
     pub(crate) fn new(
         op: &dyn Op,
         op_type: &str,
         inputs: &[Option<Slot>],
         outputs: &[Slot],
         weights: Weights,
-    ) -> Option<ConvT2d> {
+    ) -> Accept<ConvT2d> {
         let (ct, steps, name) = super::base_op::<ConvTranspose>(op, op_type, BaseKind::ConvTranspose)?;
-        let (x, wt) = (inputs.first()?.as_ref()?, inputs.get(1)?.as_ref()?);
-        if wt.shape.len() != 4 || x.shape.len() != 4 || wt.shape[0] != x.shape[1] {
-            return None;
-        }
-        let win = ct.resolve_window(&x.shape, &wt.shape).ok()?;
-        let m = wt.shape[1].checked_mul(ct.group)?;
+        let x = inputs.first().and_then(Option::as_ref).why("no input 0")?;
+        let wt = inputs.get(1).and_then(Option::as_ref).why("no weights")?;
+        need(wt.shape.len() == 4 && x.shape.len() == 4, "only 2-D transposed convolutions")?;
+        need(wt.shape[0] == x.shape[1], "weights do not match the input channels")?;
+        let win = ct.resolve_window(&x.shape, &wt.shape).why("window")?;
+        let m = wt.shape[1].checked_mul(ct.group).why("sizes overflow")?;
         let fused = op_type == "FusedConvTranspose";
         let g = ConvGeom::new(name, steps, fused, inputs, outputs, (m, ct.group), [wt.shape[2], wt.shape[3]], &win)?;
-        let rows = g.mg().checked_mul(g.kh)?.checked_mul(g.kw)?;
+        let rows = g.mg().checked_mul(g.kh).and_then(|v| v.checked_mul(g.kw)).why("sizes overflow")?;
         let in_size = g.h * g.w;
-        sinter_kernels::packed_a_len(rows, g.cg()).checked_mul(g.groups)?;
+        sinter_kernels::packed_a_len(rows, g.cg()).checked_mul(g.groups).why("sizes overflow")?;
         let chunk = (BLOCK_FLOATS / rows.max(1)).clamp(16, in_size.max(16));
-        Some(ConvT2d { g, chunk, weights })
+        Ok(ConvT2d { g, chunk, weights })
     }
 
     fn cg(&self) -> usize {

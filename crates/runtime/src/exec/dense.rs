@@ -5,6 +5,7 @@
 //! transpose at all, others are transposed back through a small scratch.
 
 use super::conv::{self, epilogue_inputs, Operand, Weights, MAX_EPILOGUE_INPUTS};
+use super::registry::{need, Accept, Refusal, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{BaseKind, BinOp, Fused, Step, BASE_SLOTS};
@@ -78,22 +79,22 @@ impl BSource for Transposed<'_> {
 impl Dense {
     /// The kernel for an f32 `Gemm`/`MatMul`, plain or fused (bias and Relu/Clip in
     /// registers, other steps per row), whose B is 2-D and whose A needs no transpose,
-    /// or `None`.
+    /// or why not.
     pub(crate) fn new(
         op: &dyn Op,
         op_type: &str,
         inputs: &[Option<Slot>],
         outputs: &[Slot],
         weights: Weights,
-    ) -> Option<Dense> {
+    ) -> Accept<Dense> {
         let (base, steps, kind): (&dyn Op, &[Step], BaseKind) = match op_type {
             "Gemm" => (op, &[], BaseKind::Gemm),
             "MatMul" => (op, &[], BaseKind::MatMul),
             "FusedGemm" | "FusedMatMul" => {
-                let f = op.as_any().downcast_ref::<Fused>()?;
+                let f = op.as_any().downcast_ref::<Fused>().why("the op is not a fused op")?;
                 (f.base.as_ref(), &f.epilogue.steps, f.kind)
             }
-            _ => return None,
+            _ => return Err(Refusal::new("not a matrix product")),
         };
         // In registers: an optional Add of a per-feature vector (a bias), then an
         // optional Relu/Clip. Anything else runs per row after the GEMM.
@@ -107,18 +108,16 @@ impl Dense {
             [Step::Clip { min, max }] => Some(Activation::Clip { lo: *min, hi: *max }),
             _ => None,
         };
-        let x = inputs.first()?.as_ref()?;
-        let w = inputs.get(1)?.as_ref()?;
-        let y = outputs.first()?;
-        if w.shape.len() != 2 || x.shape.is_empty() || outputs.len() != 1 {
-            return None;
-        }
+        let x = inputs.first().and_then(Option::as_ref).why("no input 0")?;
+        let w = inputs.get(1).and_then(Option::as_ref).why("no weights")?;
+        let y = outputs.first().why("no output")?;
+        need(w.shape.len() == 2, "the weights are not a matrix")?;
+        need(!x.shape.is_empty() && outputs.len() == 1, "a scalar input or several outputs")?;
         let (name, alpha, w_is_nk, beta, c) = match kind {
             BaseKind::Gemm => {
-                let g = base.as_any().downcast_ref::<Gemm>()?;
-                if g.trans_a || x.shape.len() != 2 {
-                    return None;
-                }
+                let g = base.as_any().downcast_ref::<Gemm>().why("the op is not a Gemm")?;
+                need(!g.trans_a, "transA is set")?;
+                need(x.shape.len() == 2, "the input is not a matrix")?;
                 (
                     if steps.is_empty() { "Gemm" } else { "FusedGemm" },
                     g.alpha,
@@ -128,24 +127,21 @@ impl Dense {
                 )
             }
             BaseKind::MatMul => {
-                base.as_any().downcast_ref::<MatMul>()?;
-                if x.shape.len() < 2 {
-                    return None;
-                }
+                base.as_any().downcast_ref::<MatMul>().why("the op is not a MatMul")?;
+                need(x.shape.len() >= 2, "a 1-D input (promoted by MatMul's rules)")?;
                 // FusedMatMul's input 2 is a bias added before its epilogue steps.
                 let name = if op_type == "FusedMatMul" { "FusedMatMul" } else { "MatMul" };
                 (name, 1.0, false, 1.0, inputs.get(2).and_then(|c| c.as_ref()))
             }
-            _ => return None,
+            _ => return Err(Refusal::new("not a matrix product")),
         };
-        let k = *x.shape.last()?;
-        let m = x.shape[..x.shape.len() - 1].iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+        let k = *x.shape.last().why("a scalar input")?;
+        let m = x.shape[..x.shape.len() - 1].iter().try_fold(1usize, |a, &d| a.checked_mul(d)).why("sizes overflow")?;
         let (wk, n) = if w_is_nk { (w.shape[1], w.shape[0]) } else { (w.shape[0], w.shape[1]) };
         let mut want = x.shape[..x.shape.len() - 1].to_vec();
         want.push(n);
-        if wk != k || y.shape != want || m == 0 || n == 0 || k == 0 {
-            return None;
-        }
+        need(wk == k && y.shape == want, "operand shapes do not match")?;
+        need(m != 0 && n != 0 && k != 0, "an empty dimension")?;
         let per_feature = |s: &Slot| s.dtype == DType::F32 && (s.shape == [n] || s.shape == [1, n]);
         let fused_add = || {
             let operand = inputs.get(BASE_SLOTS)?.as_ref()?;
@@ -157,8 +153,7 @@ impl Dense {
             (None, true, Some(act)) => fused_add().map(|bias| (Some(bias), act)),
             _ => None,
         };
-        m.checked_mul(n)?;
-        sinter_kernels::packed_a_len(n, k);
+        m.checked_mul(n).why("sizes overflow")?;
         let mut dense = Dense {
             name,
             m,
@@ -175,17 +170,15 @@ impl Dense {
         };
         if let Some((bias, act)) = in_registers {
             (dense.bias, dense.act) = (bias, act);
-            return Some(dense);
+            return Ok(dense);
         }
         // The general epilogue: only C (or FusedMatMul's bias) in registers.
-        if c.is_some_and(|c| !per_feature(c)) {
-            return None;
-        }
+        need(c.is_none_or(per_feature), "C is not one value per output feature")?;
         dense.bias = c.map(|_| (2, beta));
         dense.dims = conv::dims4(&y.shape)?;
         dense.operands = conv::epilogue_operands(steps, inputs.get(BASE_SLOTS..).unwrap_or(&[]), &dense.dims)?;
         dense.post = steps.to_vec();
-        Some(dense)
+        Ok(dense)
     }
 
     /// Runs [`Dense::post`] on the finished output `y` (`m × n`), rows in parallel.

@@ -6,6 +6,7 @@
 //! the convolutions' [`conv::finish_row`].
 
 use super::conv::{self, epilogue_inputs, Operand, MAX_EPILOGUE_INPUTS};
+use super::registry::{need, Accept, Refusal, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{BaseKind, Step, BASE_SLOTS};
@@ -35,44 +36,41 @@ pub(crate) struct MatMul {
 }
 
 impl MatMul {
-    pub(crate) fn new(op: &dyn Op, op_type: &str, inputs: &[Option<Slot>], outputs: &[Slot]) -> Option<MatMul> {
+    pub(crate) fn new(op: &dyn Op, op_type: &str, inputs: &[Option<Slot>], outputs: &[Slot]) -> Accept<MatMul> {
         let (_, steps, name) = super::base_op::<sinter_ir::ops::nn::MatMul>(op, op_type, BaseKind::MatMul)?;
-        let a = inputs.first()?.as_ref()?;
-        let b = inputs.get(1)?.as_ref()?;
-        let y = outputs.first()?;
-        if a.shape.len() < 2 || b.shape.len() < 2 || y.shape.len() < 2 {
-            return None; // 1-D promotion: leave it to the reference op
-        }
+        let a = inputs.first().and_then(Option::as_ref).why("no input A")?;
+        let b = inputs.get(1).and_then(Option::as_ref).why("no input B")?;
+        let y = outputs.first().why("no output")?;
+        // 1-D promotion: left to the reference op.
+        need(a.shape.len() >= 2 && b.shape.len() >= 2 && y.shape.len() >= 2, "a 1-D operand")?;
         let (m, k) = (a.shape[a.shape.len() - 2], a.shape[a.shape.len() - 1]);
         let (k2, n) = (b.shape[b.shape.len() - 2], b.shape[b.shape.len() - 1]);
-        if k != k2 {
-            return None;
-        }
-        let prod = |d: &[usize]| d.iter().try_fold(1usize, |acc, &x| acc.checked_mul(x));
+        need(k == k2, "inner dimensions differ")?;
+        let prod = |d: &[usize]| d.iter().try_fold(1usize, |acc, &x| acc.checked_mul(x)).why("sizes overflow");
         let batch = prod(&y.shape[..y.shape.len() - 2])?;
         let a_batch = prod(&a.shape[..a.shape.len() - 2])?;
         let b_batch = prod(&b.shape[..b.shape.len() - 2])?;
         // Only the simple cases: full batch or a single broadcast matrix.
-        let stride = |count: usize, size: usize| match count {
-            _ if count == batch => Some(size),
-            1 => Some(0),
-            _ => None,
+        let stride = |count: usize, size: Option<usize>| match (count, size) {
+            (_, Some(size)) if count == batch => Ok(size),
+            (1, _) => Ok(0),
+            _ => Err(Refusal::new("batch axes broadcast other than all or one matrix")),
         };
         let bias = inputs.get(2).and_then(Option::as_ref);
-        if bias.is_some_and(|c| c.dtype != DType::F32 || c.shape != [n]) {
-            return None;
-        }
+        need(bias.is_none_or(|c| c.dtype == DType::F32 && c.shape == [n]), "the bias is not one value per column")?;
         let dims = if steps.is_empty() { [1; 4] } else { conv::dims4(&y.shape)? };
         let operands = conv::epilogue_operands(&steps, inputs.get(BASE_SLOTS..).unwrap_or(&[]), &dims)?;
-        batch.checked_mul(m)?.checked_mul(n)?;
-        Some(MatMul {
+        batch.checked_mul(m).and_then(|v| v.checked_mul(n)).why("sizes overflow")?;
+        let a_batch_stride = stride(a_batch, m.checked_mul(k))?;
+        let b_batch_stride = stride(b_batch, k.checked_mul(n))?;
+        Ok(MatMul {
             name,
             batch,
             m,
             k,
             n,
-            a_batch_stride: stride(a_batch, m.checked_mul(k)?)?,
-            b_batch_stride: stride(b_batch, k.checked_mul(n)?)?,
+            a_batch_stride,
+            b_batch_stride,
             has_bias: bias.is_some(),
             steps,
             operands,

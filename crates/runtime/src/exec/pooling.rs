@@ -1,6 +1,7 @@
 //! 2-D f32 MaxPool / AveragePool and GlobalAveragePool / GlobalMaxPool through the SIMD
 //! kernels of `sinter-kernels`, threaded over channel planes.
 
+use super::registry::{need, Accept, Refusal, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::nn::{GlobalPool, Pool, PoolKind};
@@ -30,42 +31,36 @@ thread_local! {
 }
 
 impl Pool2d {
-    /// The kernel for an f32 4-D pool without an indices output, or `None`.
-    pub(crate) fn new(op: &dyn Op, inputs: &[Option<Slot>], outputs: &[Slot]) -> Option<Pool2d> {
-        let x = inputs.first()?.as_ref()?;
-        let y = outputs.first()?;
-        if outputs.len() != 1 || x.dtype != DType::F32 || y.dtype != DType::F32 || x.shape.len() != 4 {
-            return None;
-        }
+    /// The kernel for an f32 4-D pool without an indices output, or why not.
+    pub(crate) fn new(op: &dyn Op, inputs: &[Option<Slot>], outputs: &[Slot]) -> Accept<Pool2d> {
+        let x = inputs.first().and_then(Option::as_ref).why("no input 0")?;
+        let y = outputs.first().why("no output")?;
+        need(outputs.len() == 1, "MaxPool's Indices output runs the reference")?;
+        need(x.dtype == DType::F32 && y.dtype == DType::F32, "not f32")?;
+        need(x.shape.len() == 4, "only 2-D pooling (4-D input)")?;
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-        let planes = n.checked_mul(c)?;
-        let in_plane = h.checked_mul(w)?;
-        if in_plane == 0 || planes == 0 {
-            return None;
-        }
+        let planes = n.checked_mul(c).why("sizes overflow")?;
+        let in_plane = h.checked_mul(w).why("sizes overflow")?;
+        need(in_plane != 0 && planes != 0, "an empty dimension")?;
         if let Some(g) = op.as_any().downcast_ref::<GlobalPool>() {
             let kind = match g.kind {
                 PoolKind::Average { .. } => Kind::GlobalAverage,
                 PoolKind::Max => Kind::GlobalMax,
-                PoolKind::Lp { .. } => return None,
+                PoolKind::Lp { .. } => return Err(Refusal::new("Lp pooling runs the reference")),
             };
-            if y.shape != [n, c, 1, 1] {
-                return None;
-            }
-            return Some(Pool2d { kind, planes, in_plane, out_plane: 1 });
+            need(y.shape == [n, c, 1, 1], "the output is not (N, C, 1, 1)")?;
+            return Ok(Pool2d { kind, planes, in_plane, out_plane: 1 });
         }
-        let p = op.as_any().downcast_ref::<Pool>()?;
+        let p = op.as_any().downcast_ref::<Pool>().why("the op is not a pooling op")?;
         let kind = match p.kind {
             PoolKind::Max => pooling::PoolKind::Max,
             PoolKind::Average { count_include_pad } => pooling::PoolKind::Avg { count_include_pad },
-            PoolKind::Lp { .. } => return None,
+            PoolKind::Lp { .. } => return Err(Refusal::new("Lp pooling runs the reference")),
         };
-        let win = p.resolve_window(&x.shape).ok()?;
-        let (oh, ow) = (*win.out.first()?, *win.out.get(1)?);
-        if y.shape != [n, c, oh, ow] || p.kernel.len() != 2 {
-            return None;
-        }
-        let pad = |v: i64| usize::try_from(v).ok();
+        let win = p.resolve_window(&x.shape).why("window")?;
+        let (oh, ow) = (*win.out.first().why("no output size")?, *win.out.get(1).why("no output size")?);
+        need(y.shape == [n, c, oh, ow] && p.kernel.len() == 2, "the output shape does not match the window")?;
+        let pad = |v: i64| usize::try_from(v).why("negative pads");
         let pads = [pad(win.pad_begin[0])?, pad(win.pad_begin[1])?, pad(win.pad_end[0])?, pad(win.pad_end[1])?];
         let geom = PoolGeom::new(
             [h, w],
@@ -75,8 +70,9 @@ impl Pool2d {
             [win.dilations[0], win.dilations[1]],
             pads,
         )
-        .ok()?;
-        Some(Pool2d { kind: Kind::Window(kind, geom), planes, in_plane, out_plane: oh.checked_mul(ow)? })
+        .why("window")?;
+        let out_plane = oh.checked_mul(ow).why("sizes overflow")?;
+        Ok(Pool2d { kind: Kind::Window(kind, geom), planes, in_plane, out_plane })
     }
 }
 

@@ -2,6 +2,7 @@
 //! a gather per output row, and a plain copy of the previous output row when two
 //! output rows read the same input row (every integer upscale).
 
+use super::registry::{need, Accept, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::nn::Resize;
@@ -19,19 +20,18 @@ pub(crate) struct NearestResize {
 
 impl NearestResize {
     /// The kernel for an f32 nearest-mode resize of rank >= 2 whose scales/sizes are
-    /// weights (`weights(i)` gives their bytes), or `None`.
+    /// weights (`weights(i)` gives their bytes), or why not.
     pub(crate) fn new<'a>(
         op: &dyn Op,
         inputs: &[Option<Slot>],
         outputs: &[Slot],
         weights: &dyn Fn(usize) -> Option<&'a [u8]>,
-    ) -> Option<NearestResize> {
-        let r = op.as_any().downcast_ref::<Resize>()?;
-        let x = inputs.first()?.as_ref()?;
-        let y = outputs.first()?;
-        if x.dtype != DType::F32 || y.dtype != DType::F32 || x.shape.len() < 2 || x.shape.len() != y.shape.len() {
-            return None;
-        }
+    ) -> Accept<NearestResize> {
+        let r = op.as_any().downcast_ref::<Resize>().why("the op is not a Resize")?;
+        let x = inputs.first().and_then(Option::as_ref).why("no input 0")?;
+        let y = outputs.first().why("no output")?;
+        need(x.dtype == DType::F32 && y.dtype == DType::F32, "not f32")?;
+        need(x.shape.len() >= 2 && x.shape.len() == y.shape.len(), "rank below 2")?;
         let mut facts = Vec::with_capacity(inputs.len());
         for (i, s) in inputs.iter().enumerate() {
             facts.push(match s {
@@ -39,7 +39,8 @@ impl NearestResize {
                 Some(s) => {
                     let mut f = Fact::new(s.dtype, s.shape.clone());
                     if op.const_inputs().contains(&i) {
-                        let t = Tensor::from_bytes(s.dtype, &s.shape, weights(i)?).ok()?;
+                        let bytes = weights(i).why("scales or sizes are not constants")?;
+                        let t = Tensor::from_bytes(s.dtype, &s.shape, bytes).why("scales or sizes")?;
                         f.value = Some(Arc::new(t));
                     }
                     Some(f)
@@ -47,13 +48,11 @@ impl NearestResize {
             });
         }
         let refs: Vec<Option<&Fact>> = facts.iter().map(|f| f.as_ref()).collect();
-        let idx = r.nearest_indices(&refs).ok()??;
+        let idx = r.nearest_indices(&refs).why("resize")?.why("not a nearest-neighbour resize")?;
         let fits = idx.len() == y.shape.len()
             && idx.iter().zip(&y.shape).zip(&x.shape).all(|((t, &o), &i)| t.len() == o && t.iter().all(|&v| v < i));
-        if !fits || y.shape.contains(&0) {
-            return None;
-        }
-        Some(NearestResize { in_shape: x.shape.clone(), out_shape: y.shape.clone(), idx })
+        need(fits && !y.shape.contains(&0), "the index tables do not fit the shapes")?;
+        Ok(NearestResize { in_shape: x.shape.clone(), out_shape: y.shape.clone(), idx })
     }
 }
 

@@ -3,6 +3,7 @@
 //! threads, each row by a vectorized kernel of `sinter-kernels` (no scratch, no
 //! allocation per run).
 
+use super::registry::{need, Accept, Why};
 use super::{par_chunks, par_chunks3, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::reduce::{LayerNorm, Softmax, SoftmaxKind};
@@ -44,18 +45,23 @@ pub(crate) struct LastAxisSoftmax {
 }
 
 impl LastAxisSoftmax {
-    pub(crate) fn new(op: &dyn Op, inputs: &[Option<Slot>], outputs: &[Slot]) -> Option<LastAxisSoftmax> {
-        let s = op.as_any().downcast_ref::<Softmax>()?;
-        let (x, y) = (inputs.first()?.as_ref()?, outputs.first()?);
-        if s.kind != SoftmaxKind::Softmax || x.dtype != DType::F32 || y.shape != x.shape || x.shape.is_empty() {
-            return None;
-        }
+    pub(crate) fn new(op: &dyn Op, inputs: &[Option<Slot>], outputs: &[Slot]) -> Accept<LastAxisSoftmax> {
+        let s = op.as_any().downcast_ref::<Softmax>().why("the op is not a softmax")?;
+        let x = inputs.first().and_then(Option::as_ref).why("no input 0")?;
+        let y = outputs.first().why("no output")?;
+        need(s.kind == SoftmaxKind::Softmax, "LogSoftmax and Hardmax run the reference")?;
+        need(
+            x.dtype == DType::F32 && y.shape == x.shape && !x.shape.is_empty(),
+            "not an f32 tensor of rank 1 or more",
+        )?;
         // Opset < 13 flattens everything from `axis` on into one row; later opsets
         // normalize one axis, a row only when it is the last.
         let last = (s.axis == -1 || s.axis + 1 == x.shape.len() as i64) || s.coerce_2d;
-        let (rows, row) = split(&x.shape, s.axis)?;
-        let n = numel(row)?;
-        (last && n > 0).then_some(LastAxisSoftmax { rows, n })
+        need(last, "the softmax axis is not the last")?;
+        let (rows, row) = split(&x.shape, s.axis).why("axis out of range")?;
+        let n = numel(row).why("sizes overflow")?;
+        need(n > 0, "empty rows")?;
+        Ok(LastAxisSoftmax { rows, n })
     }
 }
 
@@ -94,25 +100,26 @@ pub(crate) struct RowLayerNorm {
 }
 
 impl RowLayerNorm {
-    pub(crate) fn new(op: &dyn Op, inputs: &[Option<Slot>], outputs: &[Slot]) -> Option<RowLayerNorm> {
-        let ln = op.as_any().downcast_ref::<LayerNorm>()?;
-        let (x, y, scale) = (inputs.first()?.as_ref()?, outputs.first()?, inputs.get(1)?.as_ref()?);
+    pub(crate) fn new(op: &dyn Op, inputs: &[Option<Slot>], outputs: &[Slot]) -> Accept<RowLayerNorm> {
+        let ln = op.as_any().downcast_ref::<LayerNorm>().why("the op is not a LayerNormalization")?;
+        let x = inputs.first().and_then(Option::as_ref).why("no input 0")?;
+        let y = outputs.first().why("no output")?;
+        let scale = inputs.get(1).and_then(Option::as_ref).why("no scale")?;
         let bias = inputs.get(2).and_then(Option::as_ref);
-        if x.dtype != DType::F32 || y.shape != x.shape || x.shape.is_empty() {
-            return None;
-        }
-        let (rows, row) = split(&x.shape, ln.axis)?;
+        need(
+            x.dtype == DType::F32 && y.shape == x.shape && !x.shape.is_empty(),
+            "not an f32 tensor of rank 1 or more",
+        )?;
+        let (rows, row) = split(&x.shape, ln.axis).why("axis out of range")?;
         // The statistics outputs the plan binds (all of them, used or not): one f32 per row.
-        if outputs[1..].iter().any(|s| s.dtype != DType::F32 || numel(&s.shape) != Some(rows)) {
-            return None;
-        }
-        let n = numel(row)?;
+        let stats = outputs[1..].iter().all(|s| s.dtype == DType::F32 && numel(&s.shape) == Some(rows));
+        need(stats, "the Mean/InvStdDev outputs are not one f32 per row")?;
+        let n = numel(row).why("sizes overflow")?;
         // One parameter value per row element (numpy broadcasting adds only leading 1s).
         let per_element = |p: &Slot| p.dtype == DType::F32 && strip_ones(&p.shape) == strip_ones(row);
-        if n == 0 || !per_element(scale) || bias.is_some_and(|b| !per_element(b)) {
-            return None;
-        }
-        Some(RowLayerNorm { rows, n, eps: ln.epsilon, has_bias: bias.is_some() })
+        need(n > 0, "empty rows")?;
+        need(per_element(scale) && bias.is_none_or(per_element), "scale or bias is not one value per row element")?;
+        Ok(RowLayerNorm { rows, n, eps: ln.epsilon, has_bias: bias.is_some() })
     }
 }
 

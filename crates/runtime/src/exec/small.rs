@@ -1,6 +1,7 @@
 //! Shape-only ops (`Reshape` and friends), which would otherwise go through their
 //! `sinter-ir` definitions and allocate on every run: one copy.
 
+use super::registry::{need, Accept, Why};
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::{IrError, Result, View, ViewMut};
@@ -13,11 +14,13 @@ pub(crate) struct ByteCopy {
 }
 
 impl ByteCopy {
-    pub(crate) fn new(inputs: &[Option<Slot>], outputs: &[Slot]) -> Option<ByteCopy> {
-        let (x, y) = (inputs.first()?.as_ref()?, outputs.first()?);
-        let bytes = |s: &Slot| s.shape.iter().try_fold(s.dtype.size(), |a, &d| a.checked_mul(d));
-        (outputs.len() == 1 && x.dtype == y.dtype && bytes(x)? == bytes(y)?)
-            .then(|| ByteCopy { bytes: bytes(y).unwrap_or(0) })
+    pub(crate) fn new(inputs: &[Option<Slot>], outputs: &[Slot]) -> Accept<ByteCopy> {
+        let x = inputs.first().and_then(Option::as_ref).why("no input 0")?;
+        let y = outputs.first().why("no output")?;
+        let bytes = |s: &Slot| s.shape.iter().try_fold(s.dtype.size(), |a, &d| a.checked_mul(d)).why("sizes overflow");
+        let (bx, by) = (bytes(x)?, bytes(y)?);
+        need(outputs.len() == 1 && x.dtype == y.dtype && bx == by, "the output is not the input's bytes")?;
+        Ok(ByteCopy { bytes: by })
     }
 }
 

@@ -3,6 +3,7 @@
 //! that make the run loops' index arithmetic safe.
 
 use super::{epilogue_inputs, epilogue_operands, Operand, MAX_EPILOGUE_INPUTS};
+use crate::exec::registry::{need, Accept, Why};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{Step, BASE_SLOTS};
 use sinter_ir::ops::nn::ConvWindow;
@@ -50,9 +51,8 @@ pub(crate) struct ConvGeom {
 
 impl ConvGeom {
     /// The geometry of a node with input `[n, c, h, w]`, 4-D weights (`kernel` their
-    /// spatial size), `m` output channels in `groups` and the resolved `win`, or `None`
-    /// where the shapes disagree, a size is 0 (left to the reference op), or the run
-    /// loops' sizes would overflow. `fused` says whether inputs `BASE_SLOTS..` are
+    /// spatial size), `m` output channels in `groups` and the resolved `win`, or why not
+    /// (shapes disagree, a size is 0, or the run loops' sizes would overflow). `fused` says whether inputs `BASE_SLOTS..` are
     /// epilogue operands.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -64,28 +64,29 @@ impl ConvGeom {
         (m, groups): (usize, usize),
         kernel: [usize; 2],
         win: &ConvWindow,
-    ) -> Option<ConvGeom> {
-        let x = inputs.first()?.as_ref()?;
-        let y = outputs.first()?;
-        if x.shape.len() != 4 || outputs.len() != 1 {
-            return None;
-        }
+    ) -> Accept<ConvGeom> {
+        let x = inputs.first().and_then(Option::as_ref).why("no input 0")?;
+        let y = outputs.first().why("no output")?;
+        need(x.shape.len() == 4 && outputs.len() == 1, "only 2-D convolutions (4-D input, one output)")?;
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-        let (oh, ow) = (*win.out.first()?, *win.out.get(1)?);
-        if y.shape != [n, m, oh, ow] || groups == 0 || m % groups != 0 || c % groups != 0 {
-            return None;
-        }
-        if inputs.get(2).and_then(Option::as_ref).is_some_and(|b| b.shape != [m]) {
-            return None;
-        }
+        let (oh, ow) = (*win.out.first().why("no output size")?, *win.out.get(1).why("no output width")?);
+        need(y.shape == [n, m, oh, ow], "the output shape does not match the window")?;
+        need(groups != 0 && m % groups == 0 && c % groups == 0, "channels do not split into the groups")?;
+        let bias = inputs.get(2).and_then(Option::as_ref);
+        need(bias.is_none_or(|b| b.shape == [m]), "the bias is not one value per output channel")?;
         let extras = if fused { inputs.get(BASE_SLOTS..).unwrap_or(&[]) } else { &[] };
         let operands = epilogue_operands(&steps, extras, &[n, m, oh, ow])?;
-        if [n, c, h, w, m, oh, ow, kernel[0], kernel[1]].contains(&0) {
-            return None;
-        }
-        n.checked_mul(c)?.checked_mul(h)?.checked_mul(w)?;
-        n.checked_mul(m)?.checked_mul(oh)?.checked_mul(ow)?;
-        Some(ConvGeom {
+        need(![n, c, h, w, m, oh, ow, kernel[0], kernel[1]].contains(&0), "an empty dimension")?;
+        let sizes = n.checked_mul(c).and_then(|v| v.checked_mul(h)?.checked_mul(w));
+        let out = n.checked_mul(m).and_then(|v| v.checked_mul(oh)?.checked_mul(ow));
+        need(sizes.is_some() && out.is_some(), "sizes overflow")?;
+        let pair = |v: &[usize], what: &'static str| -> Accept<(usize, usize)> {
+            Ok((*v.first().why(what)?, *v.get(1).why(what)?))
+        };
+        let (sh, sw) = pair(&win.strides, "no strides")?;
+        let (dh, dw) = pair(&win.dilations, "no dilations")?;
+        let (ph, pw) = (*win.pad_begin.first().why("no pads")?, *win.pad_begin.get(1).why("no pads")?);
+        Ok(ConvGeom {
             name,
             n,
             c,
@@ -95,15 +96,15 @@ impl ConvGeom {
             groups,
             kh: kernel[0],
             kw: kernel[1],
-            sh: *win.strides.first()?,
-            sw: *win.strides.get(1)?,
-            dh: *win.dilations.first()?,
-            dw: *win.dilations.get(1)?,
-            ph: *win.pad_begin.first()?,
-            pw: *win.pad_begin.get(1)?,
+            sh,
+            sw,
+            dh,
+            dw,
+            ph,
+            pw,
             oh,
             ow,
-            has_bias: inputs.get(2).and_then(Option::as_ref).is_some(),
+            has_bias: bias.is_some(),
             steps,
             operands,
         })

@@ -14,6 +14,7 @@ mod im2col;
 
 pub(crate) use geom::{ConvGeom, RunOperands};
 
+use super::registry::{gemm_panels, need, packed_bytes_match, Accept, Refusal, Request, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{apply_unary, BaseKind, BinOp, Step};
@@ -23,6 +24,7 @@ use sinter_ir::{DType, IrError, Result, View, ViewMut};
 use sinter_kernels::activation::{self, Unary};
 use sinter_kernels::winograd::{WinogradConv, WinogradEpilogue, WinogradTile};
 use sinter_kernels::{Activation, Epilogue, Isa, Matrix, PackedA};
+use sinter_plan::PackLayout;
 use std::cell::RefCell;
 
 /// How a binary step's operand maps an output element `(n, m, oy, ox)` to its data:
@@ -99,7 +101,7 @@ impl Weights {
 
 impl Conv2d {
     /// The kernel for a `Conv` or `FusedConv` (f32 already checked by the caller), or
-    /// `None` where the shapes or steps fall outside what it handles. `weights` says
+    /// why not where the shapes or steps fall outside what it handles. `weights` says
     /// where the packed weights come from; a plan's packed input 1 is checked here.
     pub(crate) fn new(
         op: &dyn Op,
@@ -107,23 +109,22 @@ impl Conv2d {
         inputs: &[Option<Slot>],
         outputs: &[Slot],
         weights: Weights,
-    ) -> Option<Conv2d> {
+    ) -> Accept<Conv2d> {
         let (conv, steps, name) = super::base_op::<Conv>(op, op_type, BaseKind::Conv)?;
-        let (x, wt) = (inputs.first()?.as_ref()?, inputs.get(1)?.as_ref()?);
-        if wt.shape.len() != 4 {
-            return None;
-        }
-        let win = conv.resolve_window(&x.shape, &wt.shape).ok()?;
+        let x = inputs.first().and_then(Option::as_ref).why("no input 0")?;
+        let wt = inputs.get(1).and_then(Option::as_ref).why("no weights")?;
+        need(wt.shape.len() == 4, "only 2-D convolutions (4-D weights)")?;
+        let win = conv.resolve_window(&x.shape, &wt.shape).why("window")?;
         let (m, kernel) = (wt.shape[0], [wt.shape[2], wt.shape[3]]);
         let g = ConvGeom::new(name, steps, name == "FusedConv", inputs, outputs, (m, conv.group), kernel, &win)?;
         // Sizes the run loops rely on, checked once here.
-        let kdim = g.cg().checked_mul(g.kh)?.checked_mul(g.kw)?;
-        g.h.checked_mul(g.w.checked_add(g.sw)?)?;
-        sinter_kernels::packed_a_len(g.mg(), kdim).checked_mul(g.groups)?;
+        let kdim = g.cg().checked_mul(g.kh).and_then(|v| v.checked_mul(g.kw)).why("sizes overflow")?;
+        g.w.checked_add(g.sw).and_then(|v| g.h.checked_mul(v)).why("sizes overflow")?;
+        sinter_kernels::packed_a_len(g.mg(), kdim).checked_mul(g.groups).why("sizes overflow")?;
         let fused = fuse_epilogue(&g.steps, &g.operands, &[g.n, g.m, g.oh, g.ow]);
         let mut conv2d = Conv2d { g, fused, weights, dw_geom: None, winograd: None, padded: None };
         if conv2d.g.kh * conv2d.g.kw > 1 {
-            conv2d.padded = Some(im2col::Padded::new(&conv2d)?);
+            conv2d.padded = Some(im2col::Padded::new(&conv2d).why("the padded input copy would overflow")?);
         }
         let g = &conv2d.g;
         if conv2d.depthwise() && g.ph >= 0 && g.pw >= 0 {
@@ -137,7 +138,7 @@ impl Conv2d {
             )
             .ok();
         }
-        Some(conv2d)
+        Ok(conv2d)
     }
 
     fn cg(&self) -> usize {
@@ -514,20 +515,26 @@ thread_local! {
 }
 
 /// The layouts of a fused op's epilogue inputs `extras` (one per binary step of `steps`,
-/// f32, at most [`MAX_EPILOGUE_INPUTS`]) on an output of shape `dims` (rank 4), or `None`
-/// when they do not fit that.
-pub(crate) fn epilogue_operands(steps: &[Step], extras: &[Option<Slot>], dims: &[usize; 4]) -> Option<Vec<Operand>> {
-    if extras.len() != steps.iter().filter(|s| s.is_binary()).count() || extras.len() > MAX_EPILOGUE_INPUTS {
-        return None;
-    }
-    extras.iter().map(|e| e.as_ref().filter(|e| e.dtype == DType::F32).and_then(|e| operand(&e.shape, dims))).collect()
+/// f32, at most [`MAX_EPILOGUE_INPUTS`]) on an output of shape `dims` (rank 4), or why
+/// they do not fit that.
+pub(crate) fn epilogue_operands(steps: &[Step], extras: &[Option<Slot>], dims: &[usize; 4]) -> Accept<Vec<Operand>> {
+    need(extras.len() == steps.iter().filter(|s| s.is_binary()).count(), "one epilogue input per binary step")?;
+    need(extras.len() <= MAX_EPILOGUE_INPUTS, "more than 8 epilogue inputs")?;
+    extras
+        .iter()
+        .map(|e| {
+            let e = e.as_ref().filter(|e| e.dtype == DType::F32).why("an epilogue input is missing or not f32")?;
+            operand(&e.shape, dims).why("an epilogue input does not broadcast onto the output as (N, C, H, W)")
+        })
+        .collect()
 }
 
 /// `shape` (rank at most 4) left-padded with 1s to rank 4.
-pub(crate) fn dims4(shape: &[usize]) -> Option<[usize; 4]> {
+pub(crate) fn dims4(shape: &[usize]) -> Accept<[usize; 4]> {
     let mut dims = [1usize; 4];
-    dims.get_mut(4usize.checked_sub(shape.len())?..)?.copy_from_slice(shape);
-    Some(dims)
+    let tail = 4usize.checked_sub(shape.len()).and_then(|s| dims.get_mut(s..)).why("the output has rank above 4")?;
+    tail.copy_from_slice(shape);
+    Ok(dims)
 }
 
 /// Most epilogue inputs a fused kernel takes (they are held in a fixed array, so that
@@ -694,6 +701,40 @@ impl Exec for Conv2d {
     }
 }
 
+/// The `cpu.conv2d` factory: packed GEMM, Winograd (the plan's tactic) or direct
+/// depthwise.
+pub(crate) fn make(r: &Request) -> Accept<Box<dyn Exec>> {
+    let (op, op_type) = (r.op.as_ref(), r.op_type);
+    let Some(p) = r.packed else {
+        let mut k = Conv2d::new(op, op_type, r.inputs, r.outputs, Weights::Runtime)?;
+        if let Some(bytes) = (r.weights)(1) {
+            let w = View { dtype: DType::F32, shape: &[], data: bytes }.as_slice::<f32>().why("weights")?;
+            k.load_weights(w).why("packing the weights")?;
+        }
+        return Ok(Box::new(k));
+    };
+    need(p.input == 1, "only input 1 (the weights) is ever packed")?;
+    let k = Conv2d::new(op, op_type, r.inputs, r.outputs, Weights::Plan)?;
+    let k = match p.layout {
+        PackLayout::GemmPanels { .. } => {
+            gemm_panels(&p)?;
+            k
+        }
+        PackLayout::Winograd { tile, mr } => {
+            need(mr as usize == sinter_kernels::MR, "Winograd panels of another height than this runtime's")?;
+            let tile = match tile {
+                2 => WinogradTile::F2,
+                4 => WinogradTile::F4,
+                _ => return Err(Refusal::new(format!("no Winograd F({tile},3) kernel"))),
+            };
+            k.with_winograd(tile).why("this convolution does not run by Winograd")?
+        }
+    };
+    need(!k.depthwise(), "depthwise convolutions read their weights unpacked")?;
+    packed_bytes_match(Some(p), k.packed_len())?;
+    Ok(Box::new(k))
+}
+
 /// The operand layout of an epilogue input of `shape`, broadcast to `out` (rank 4), or
 /// `None` when it does not broadcast.
 pub(crate) fn operand(shape: &[usize], out: &[usize; 4]) -> Option<Operand> {
@@ -744,7 +785,7 @@ mod tests {
         attrs.insert("pads", AttrValue::Ints(vec![1; 2 * (x.len() - 2)]));
         Epilogue { steps: steps.to_vec() }.write_attrs(&mut attrs);
         let op = sinter_ir::ops::build(op_type, &attrs, 17).expect("op builds");
-        Conv2d::new(op.as_ref(), op_type, &[Some(slot(x)), Some(slot(w)), None], &[slot(y)], Weights::Runtime)
+        Conv2d::new(op.as_ref(), op_type, &[Some(slot(x)), Some(slot(w)), None], &[slot(y)], Weights::Runtime).ok()
     }
 
     #[test]
