@@ -10,7 +10,7 @@
 //! errors to grow through the network). Inputs are uniform in [0, 1) (post-ReLU) and
 //! weights uniform with He-init variance `2 / (9c)`.
 
-use sinter_kernels::winograd::{pack_weights, packed_weights_len, WinogradConv, WinogradEpilogue, WinogradTile};
+use sinter_kernels::winograd::{pack_weights, packed_weights_len, WinogradConv, WinogradTile};
 use sinter_kernels::{pack_a, packed_a_len, sgemm, BSource, Epilogue, Isa, PackedA, ThreadPool};
 use std::time::{Duration, Instant};
 
@@ -119,7 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 pack_weights(tile, m, c, &wt, &mut up)?;
                 let conv = WinogradConv::new(tile, c, hw, hw, m, [1; 4])?;
                 let mut y = vec![0f32; m * hw * hw];
-                let epi = WinogradEpilogue::default();
+                let epi = Epilogue::default();
                 let t = time(pool.threads(), cold, || conv.run(isa, &up, &x, &mut y, &epi, pool))?;
                 line += &format!(" {tile:?} {:6.3} ms", ms(t));
                 if ti == 0 {

@@ -7,6 +7,7 @@
 
 pub mod activation;
 pub mod depthwise;
+pub mod epilogue;
 pub mod error;
 pub mod gemm;
 pub mod gemv;

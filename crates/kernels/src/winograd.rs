@@ -35,7 +35,7 @@
 //! crate tests and the `winograd_bench` example for measured errors.
 
 use crate::error::{KernelError, Result};
-use crate::gemm::{pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, PackedA, RowFn};
+use crate::gemm::{pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, PackedA};
 use crate::isa::Isa;
 use crate::thread_pool::ThreadPool;
 use std::cell::RefCell;
@@ -154,23 +154,6 @@ fn g_transform(tile: WinogradTile, g: [f64; 3]) -> [f64; 6] {
     }
 }
 
-/// What happens to each output value after the output transform:
-/// `act(value + bias[channel] + residual[channel, y, x])`, then `post`.
-/// The same semantics as the GEMM [`Epilogue`] of a direct convolution whose C is
-/// `m × (oh·ow)`: rows are output channels, columns are pixels.
-#[derive(Clone, Copy, Default)]
-pub struct WinogradEpilogue<'a> {
-    /// One value per output channel (`m`).
-    pub bias: Option<&'a [f32]>,
-    /// `[m, oh, ow]`, added before the activation (ResNet's shortcut).
-    pub residual: Option<&'a [f32]>,
-    pub act: Activation,
-    /// Called on each finished run of an output row: `(channel, offset in the channel's
-    /// oh·ow plane, values)`, while the values are still in cache; runs arrive in no
-    /// particular order, possibly from several threads.
-    pub post: Option<RowFn<'a>>,
-}
-
 /// A validated 3×3, stride 1, dilation 1, groups 1 convolution of one `[c, h, w]` image
 /// into `[m, oh, ow]`, run by Winograd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,7 +242,7 @@ impl WinogradConv {
         packed_u: &[f32],
         x: &[f32],
         y: &mut [f32],
-        epi: &WinogradEpilogue,
+        epi: &Epilogue,
         pool: &ThreadPool,
     ) -> Result<()> {
         let (c, m) = (self.c, self.m);
@@ -282,8 +265,8 @@ impl WinogradConv {
         if let Some(b) = epi.bias.filter(|b| b.len() != m) {
             return err("bias", b.len(), m);
         }
-        if let Some(r) = epi.residual.filter(|r| r.len() != m * plane) {
-            return err("residual", r.len(), m * plane);
+        if let Some(r) = epi.residual.filter(|r| r.rows() != m || r.cols() != plane) {
+            return err("residual", r.rows() * r.cols(), m * plane);
         }
         if !isa.supported() {
             let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
@@ -508,7 +491,7 @@ struct Job<'a> {
     isa: Isa,
     packed_u: &'a [f32],
     x: &'a [f32],
-    epi: &'a WinogradEpilogue<'a>,
+    epi: &'a Epilogue<'a>,
     y: SyncPtr,
     ld: usize,
 }
@@ -1207,7 +1190,7 @@ unsafe fn dispatch_output(
     n: usize,
     ld: usize,
     y: SyncPtr,
-    epi: &WinogradEpilogue,
+    epi: &Epilogue,
     ybuf: &mut [f32],
 ) {
     // SAFETY: forwarded caller contract; `run` checked `isa.supported()`, which covers
@@ -1240,7 +1223,7 @@ unsafe fn output_avx512<W: Kind>(
     n: usize,
     ld: usize,
     y: SyncPtr,
-    epi: &WinogradEpilogue,
+    epi: &Epilogue,
     ybuf: &mut [f32],
 ) {
     // SAFETY: forwarded caller contract.
@@ -1259,7 +1242,7 @@ unsafe fn output_avx2<W: Kind>(
     n: usize,
     ld: usize,
     y: SyncPtr,
-    epi: &WinogradEpilogue,
+    epi: &Epilogue,
     ybuf: &mut [f32],
 ) {
     // SAFETY: forwarded caller contract.
@@ -1286,7 +1269,7 @@ unsafe fn output_block<W: Kind, S: Scatter>(
     n: usize,
     ld: usize,
     y: SyncPtr,
-    epi: &WinogradEpilogue,
+    epi: &Epilogue,
     ybuf: &mut [f32],
 ) {
     let (mt, a) = (W::MT, W::A);
@@ -1312,7 +1295,7 @@ unsafe fn output_block<W: Kind, S: Scatter>(
                 }
             }
         }
-        let res = epi.residual.map(|r| &r[mo * plane..(mo + 1) * plane]);
+        let res = epi.residual.map(|r| r.row(mo));
         let bias = epi.bias.map_or(0.0, |b| b[mo]);
         for (ty, tx0, k, off) in segments(g, t0, n) {
             // The image columns of these tiles (fewer at the right edge).

@@ -6,8 +6,9 @@ mod common;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sinter_kernels::winograd::{pack_weights, packed_weights_len, WinogradConv, WinogradEpilogue, WinogradTile};
+use sinter_kernels::winograd::{pack_weights, packed_weights_len, WinogradConv, WinogradTile};
 use sinter_kernels::{Activation, Isa, KernelError, ThreadPool};
+use sinter_kernels::{Epilogue, Matrix};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 #[derive(Clone, Copy, Debug)]
@@ -103,7 +104,8 @@ fn check(isa: Isa, tile: WinogradTile, case: Case, opts: &Opts, pool: &ThreadPoo
     let conv = WinogradConv::new(tile, c, h, w, m, pads).unwrap();
     assert_eq!(conv.out_size(), (oh, ow));
     let mut y = vec![f32::NAN; m * oh * ow];
-    let epi = WinogradEpilogue { bias: bias.as_deref(), residual: res.as_deref(), act: opts.act, post: None };
+    let residual = res.as_deref().map(|r| Matrix::new(r, m, oh * ow, oh * ow).unwrap());
+    let epi = Epilogue { bias: bias.as_deref(), residual, act: opts.act, post: None };
     conv.run(isa, &packed, &x, &mut y, &epi, pool).unwrap();
     let (val, mag) = reference(case, &x, &wt, bias.as_deref(), res.as_deref());
     for (i, ((got, want), mag)) in y.iter().zip(&val).zip(&mag).enumerate() {
@@ -230,7 +232,7 @@ fn post_hook_covers_each_pixel_once() {
                     *v = 2.0 * *v + 1.0;
                 }
             };
-            let epi = WinogradEpilogue { bias: Some(&bias), residual: None, act: Activation::Relu, post: Some(&post) };
+            let epi = Epilogue { bias: Some(&bias), residual: None, act: Activation::Relu, post: Some(&post) };
             let mut y = vec![0f32; case.m * oh * ow];
             conv.run(isa, &packed, &x, &mut y, &epi, &ThreadPool::new(threads)).unwrap();
             assert!(
@@ -288,14 +290,15 @@ fn wrong_lengths_are_errors() {
         let mut y = vec![0f32; m * oh * ow];
         let pool = ThreadPool::new(1);
         let isa = Isa::Scalar;
-        let none = WinogradEpilogue::default();
+        let none = Epilogue::default();
         shape_err(conv.run(isa, &packed[1..], &x, &mut y, &none, &pool));
         shape_err(conv.run(isa, &packed, &x[1..], &mut y, &none, &pool));
         shape_err(conv.run(isa, &packed, &x, &mut y[1..], &none, &pool));
         let short = vec![0f32; m - 1];
-        shape_err(conv.run(isa, &packed, &x, &mut y, &WinogradEpilogue { bias: Some(&short), ..none }, &pool));
+        shape_err(conv.run(isa, &packed, &x, &mut y, &Epilogue { bias: Some(&short), ..none }, &pool));
         let res = vec![0f32; m * oh * ow + 1];
-        shape_err(conv.run(isa, &packed, &x, &mut y, &WinogradEpilogue { residual: Some(&res), ..none }, &pool));
+        let wide = Matrix::new(&res, m, oh * ow + 1, oh * ow + 1).unwrap();
+        shape_err(conv.run(isa, &packed, &x, &mut y, &Epilogue { residual: Some(wide), ..none }, &pool));
         conv.run(isa, &packed, &x, &mut y, &none, &pool).unwrap();
         // Unsupported tiers are an error too (there is always one on any machine).
         for other in sinter_kernels::isa::ALL.into_iter().filter(|i| !i.supported()) {

@@ -75,3 +75,26 @@ fn unary_only_and_scalar_shapes() {
     check(&[], &[Step::HardSwish, Step::Clip { min: -0.2, max: 0.4 }], &[]);
     check(&[3, 40000], &[Step::GeluErf, Step::LeakyRelu { alpha: 0.1 }], &[]);
 }
+
+#[test]
+fn every_step_kind_matches_the_reference() {
+    // Each IR step once, through the kernels' epilogue (exact for all but the
+    // transcendental ones, which `check` compares with a tolerance).
+    let unary = [
+        Step::Relu,
+        Step::Clip { min: -0.5, max: 0.75 },
+        Step::LeakyRelu { alpha: 0.3 },
+        Step::HardSigmoid { alpha: 0.2, beta: 0.5 },
+        Step::HardSwish,
+    ];
+    check(&[2, 3, 5, 7], &unary, &[]);
+    for step in [Step::Sigmoid, Step::Silu, Step::Tanh, Step::GeluErf, Step::GeluTanh] {
+        check(&[2, 3, 5, 7], &[step], &[]);
+    }
+    for op in [BinOp::Add, BinOp::Sub, BinOp::Mul, BinOp::Div] {
+        for swapped in [false, true] {
+            check(&[2, 3, 5, 7], &[bin(op, swapped)], &[&[3, 1, 1]]);
+            check(&[2, 3, 5, 7], &[bin(op, swapped)], &[&[2, 3, 5, 7]]);
+        }
+    }
+}

@@ -35,6 +35,7 @@ use crate::error::{KernelError, Result};
 use crate::isa::Isa;
 use crate::thread_pool::ThreadPool;
 
+pub use crate::epilogue::{Activation, Epilogue, RowFn};
 pub use driver::nr_for;
 
 /// Rows per packed A panel, the same on every target so a packed plan is portable.
@@ -140,6 +141,16 @@ impl<'a> Matrix<'a> {
         }
         Ok(Matrix { data, rows, cols, ld })
     }
+    /// Row `r` (`cols` values).
+    pub fn row(&self, r: usize) -> &'a [f32] {
+        &self.data[r * self.ld..][..self.cols]
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
     pub fn get(&self, r: usize, c: usize) -> f32 {
         self.data[r * self.ld + c]
     }
@@ -168,59 +179,6 @@ impl BSource for Matrix<'_> {
                 let start = (k0 + kk) * self.ld + c0;
                 out[..w].copy_from_slice(&self.data[start..start + w]);
                 out[w..].fill(0.0);
-            }
-        }
-    }
-}
-
-/// Activation applied to the tile in registers.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub enum Activation {
-    #[default]
-    None,
-    /// `max(x, 0)`; NaN stays NaN (as ONNX Relu).
-    Relu,
-    /// `min(max(x, lo), hi)`; NaN stays NaN (as ONNX Clip).
-    Clip { lo: f32, hi: f32 },
-}
-
-/// A callback run on each finished row segment of C (after bias, residual and
-/// activation): `(row, col0, values)`, while the tile is still in cache.
-pub type RowFn<'a> = &'a (dyn Fn(usize, usize, &mut [f32]) + Sync);
-
-/// What happens to `A·B` before it is stored: `act(acc + bias[row] + residual[row, col])`,
-/// then `post`.
-#[derive(Clone, Copy, Default)]
-pub struct Epilogue<'a> {
-    /// One value per row of C.
-    pub bias: Option<&'a [f32]>,
-    /// An `m × n` matrix added to the result (ResNet's shortcut).
-    pub residual: Option<Matrix<'a>>,
-    pub act: Activation,
-    pub post: Option<RowFn<'a>>,
-}
-
-impl Activation {
-    /// The scalar definition every variant must match.
-    #[inline]
-    pub fn apply(self, x: f32) -> f32 {
-        match self {
-            Activation::None => x,
-            Activation::Relu => {
-                if x < 0.0 {
-                    0.0
-                } else {
-                    x
-                }
-            }
-            Activation::Clip { lo, hi } => {
-                if x < lo {
-                    lo
-                } else if x > hi {
-                    hi
-                } else {
-                    x
-                }
             }
         }
     }

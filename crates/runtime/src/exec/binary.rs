@@ -7,9 +7,9 @@ use super::registry::{need, Accept, Refusal, Why};
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::elementwise::{Binary, BinaryKind};
-use sinter_ir::ops::fused::BinOp;
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
+use sinter_kernels::epilogue::{apply_scalar, apply_slice, BinOp};
 
 /// How the smaller operand maps onto the output.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -85,7 +85,7 @@ fn pattern(small: &[usize], full: &[usize]) -> Option<Pattern> {
 }
 
 impl Exec for FastBinary {
-    fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], _: &mut RunCtx) -> Result<()> {
+    fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], cx: &mut RunCtx) -> Result<()> {
         let missing = |index| IrError::MissingInput { op: "Binary".into(), index };
         let a = inputs.first().copied().flatten().ok_or_else(|| missing(0))?.as_slice::<f32>()?;
         let b = inputs.get(1).copied().flatten().ok_or_else(|| missing(1))?.as_slice::<f32>()?;
@@ -104,11 +104,11 @@ impl Exec for FastBinary {
         // x is the full operand, so the roles flip when the full operand is input 1.
         let sw = self.swapped;
         match self.pattern {
-            Pattern::Same => self.op.apply_slice(sw, y, small),
-            Pattern::Scalar => self.op.apply_scalar(sw, y, small[0]),
+            Pattern::Same => apply_slice(cx.isa, self.op, sw, y, small),
+            Pattern::Scalar => apply_scalar(cx.isa, self.op, sw, y, small[0]),
             Pattern::PerRun { inner, len } => {
                 for (i, run) in y.chunks_exact_mut(inner.max(1)).enumerate() {
-                    self.op.apply_scalar(sw, run, small[i % len]);
+                    apply_scalar(cx.isa, self.op, sw, run, small[i % len]);
                 }
             }
         }

@@ -1,17 +1,18 @@
 //! f32 `FusedElementwise`: a chain of elementwise ops the optimizer fused (unary steps,
 //! and binary steps with broadcast operands such as PP-OCR's `x · s + a + b`), run over
 //! the context's threads. The output is cut into contiguous pieces, and each piece, tile
-//! by tile, is copied from the input and finished by the convolutions' per-row epilogue
-//! ([`conv::finish_row`]: `sinter-ir`'s own step functions), so the values are exactly
-//! the reference's, while the reference evaluation runs on one thread.
+//! by tile, is copied from the input and finished by the fused kernels' per-row
+//! epilogue ([`PostOps::apply_row`]: the reference's formulas), so the values are the
+//! reference's, while the reference evaluation runs on one thread.
 
-use super::conv::{self, epilogue_inputs, Operand, MAX_EPILOGUE_INPUTS};
+use super::epilogue::{dims4, epilogue_inputs, post_ops, MAX_EPILOGUE_INPUTS};
 use super::registry::{need, Accept, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
-use sinter_ir::ops::fused::{FusedElementwise, Step};
+use sinter_ir::ops::fused::FusedElementwise;
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
+use sinter_kernels::epilogue::PostOps;
 
 /// Fewest floats per task: below this, waking a thread costs more than it saves.
 const MIN_TASK: usize = 16 * 1024;
@@ -20,8 +21,7 @@ const TILE: usize = 2048;
 
 #[derive(Debug)]
 pub(crate) struct Chain {
-    steps: Vec<Step>,
-    operands: Vec<Operand>,
+    post: PostOps,
     /// The output shape left-padded to `[n, m, h, w]` (what the operands map onto).
     dims: [usize; 4],
     numel: usize,
@@ -36,11 +36,10 @@ impl Chain {
         let y = outputs.first().why("no output")?;
         need(x.dtype == DType::F32 && y.dtype == DType::F32, "not f32")?;
         need(x.shape == y.shape, "input 0 is broadcast to the output")?;
-        let dims = conv::dims4(&y.shape)?;
-        let steps = f.epilogue.steps.clone();
-        let operands = conv::epilogue_operands(&steps, inputs.get(1..).unwrap_or(&[]), &dims)?;
+        let dims = dims4(&y.shape)?;
+        let post = post_ops(&f.epilogue.steps, inputs.get(1..).unwrap_or(&[]), &dims)?;
         let numel = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).why("sizes overflow")?;
-        Ok(Chain { steps, operands, dims, numel })
+        Ok(Chain { post, dims, numel })
     }
 }
 
@@ -50,7 +49,7 @@ impl Exec for Chain {
         let missing = |index| IrError::MissingInput { op: NAME.into(), index };
         let x = inputs.first().copied().flatten().ok_or_else(|| missing(0))?.as_slice::<f32>()?;
         let mut extras: [&[f32]; MAX_EPILOGUE_INPUTS] = [&[]; MAX_EPILOGUE_INPUTS];
-        let count = epilogue_inputs(NAME, inputs, 1, &self.operands, &mut extras)?;
+        let count = epilogue_inputs(NAME, inputs, 1, &self.post, &mut extras)?;
         let extras = &extras[..count];
         let y = outputs.first_mut().ok_or_else(|| missing(0))?.as_slice_mut::<f32>()?;
         if x.len() != self.numel || y.len() != self.numel {
@@ -69,7 +68,7 @@ impl Exec for Chain {
                 let len = (plane - j0).min(chunk.len() - done).min(TILE);
                 let row = &mut chunk[done..done + len];
                 row.copy_from_slice(&x[pos..pos + len]);
-                conv::finish_row(isa, &self.steps, &self.operands, w, (p / m, p % m, j0), row, None, extras);
+                self.post.apply_row(isa, w, (p / m, p % m, j0), row, extras);
                 done += len;
             }
         });

@@ -5,7 +5,7 @@
 //! right away; then bias and epilogue per output plane. `W_gᵀ` is packed once (at build
 //! time when the plan carries it).
 
-use super::conv::{finish_row, valid_range, ConvGeom, RunOperands, Weights};
+use super::conv::{valid_range, ConvGeom, RunOperands, Weights};
 use super::registry::{need, Accept, Why};
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
@@ -13,6 +13,7 @@ use sinter_ir::ops::fused::BaseKind;
 use sinter_ir::ops::nn::ConvTranspose;
 use sinter_ir::ops::Op;
 use sinter_ir::{IrError, Result, View, ViewMut};
+use sinter_kernels::epilogue::{apply_scalar, BinOp};
 use sinter_kernels::{Epilogue, Matrix, PackedA};
 use std::cell::RefCell;
 
@@ -171,17 +172,10 @@ impl Exec for ConvT2d {
                             j0 += len;
                         }
                         for (r, yp) in yg.chunks_exact_mut(plane).enumerate() {
-                            let b = bias.map(|b| b[g * mg + r]);
-                            finish_row(
-                                cx.isa,
-                                &self.g.steps,
-                                &self.g.operands,
-                                self.g.ow,
-                                (img, g * mg + r, 0),
-                                yp,
-                                b,
-                                extras,
-                            );
+                            if let Some(b) = bias {
+                                apply_scalar(cx.isa, BinOp::Add, false, yp, b[g * mg + r]);
+                            }
+                            self.g.post.apply_row(cx.isa, self.g.ow, (img, g * mg + r, 0), yp, extras);
                         }
                     }
                 }

@@ -4,7 +4,8 @@
 //! activation apply in registers; a single-row input (batch 1 classifiers) needs no
 //! transpose at all, others are transposed back through a small scratch.
 
-use super::conv::{self, epilogue_inputs, Operand, Weights, MAX_EPILOGUE_INPUTS};
+use super::conv::Weights;
+use super::epilogue::{dims4, epilogue_inputs, post_ops, MAX_EPILOGUE_INPUTS};
 use super::registry::{need, Accept, Refusal, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
@@ -12,6 +13,7 @@ use sinter_ir::ops::fused::{BaseKind, BinOp, Fused, Step, BASE_SLOTS};
 use sinter_ir::ops::nn::{Gemm, MatMul};
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
+use sinter_kernels::epilogue::PostOps;
 use sinter_kernels::{Activation, BSource, Epilogue, PackedA};
 use std::cell::RefCell;
 
@@ -31,10 +33,9 @@ pub(crate) struct Dense {
     act: Activation,
     weights: Weights,
     /// Epilogue steps that do not fit in registers (GELU, a residual Add, …): all of
-    /// them run on each finished output row instead, through the convolutions'
-    /// [`conv::finish_row`]; empty when the GEMM applies the whole epilogue.
-    post: Vec<Step>,
-    operands: Vec<Operand>,
+    /// them run on each finished output row instead; empty when the GEMM applies the
+    /// whole epilogue.
+    post: PostOps,
     /// The output shape left-padded to `[n, m, h, w]` (what `operands` map onto).
     dims: [usize; 4],
 }
@@ -164,8 +165,7 @@ impl Dense {
             bias: None,
             act: Activation::None,
             weights,
-            post: Vec::new(),
-            operands: Vec::new(),
+            post: PostOps::default(),
             dims: [1, 1, m, n],
         };
         if let Some((bias, act)) = in_registers {
@@ -175,9 +175,8 @@ impl Dense {
         // The general epilogue: only C (or FusedMatMul's bias) in registers.
         need(c.is_none_or(per_feature), "C is not one value per output feature")?;
         dense.bias = c.map(|_| (2, beta));
-        dense.dims = conv::dims4(&y.shape)?;
-        dense.operands = conv::epilogue_operands(steps, inputs.get(BASE_SLOTS..).unwrap_or(&[]), &dense.dims)?;
-        dense.post = steps.to_vec();
+        dense.dims = dims4(&y.shape)?;
+        dense.post = post_ops(steps, inputs.get(BASE_SLOTS..).unwrap_or(&[]), &dense.dims)?;
         Ok(dense)
     }
 
@@ -189,7 +188,7 @@ impl Dense {
         par_chunks(cx.pool, y, self.n, per_task, &|first, rows| {
             for (r, row) in (first..).zip(rows.chunks_exact_mut(self.n)) {
                 let p = r / h;
-                conv::finish_row(cx.isa, &self.post, &self.operands, w, (p / b, p % b, (r % h) * w), row, None, extras);
+                self.post.apply_row(cx.isa, w, (p / b, p % b, (r % h) * w), row, extras);
             }
         });
     }
@@ -238,7 +237,7 @@ impl Exec for Dense {
             return Err(IrError::Data(format!("{}: operand sizes do not match the plan", self.name)));
         }
         let mut extras: [&[f32]; MAX_EPILOGUE_INPUTS] = [&[]; MAX_EPILOGUE_INPUTS];
-        let count = epilogue_inputs(self.name, inputs, BASE_SLOTS, &self.operands, &mut extras)?;
+        let count = epilogue_inputs(self.name, inputs, BASE_SLOTS, &self.post, &mut extras)?;
         let extras = &extras[..count];
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.name));
         let c = match self.bias {

@@ -2,16 +2,16 @@
 //! batched where A's batch dims match B's or one side is a single matrix. Each batch
 //! matrix is one `matrixmultiply` GEMM (both operands change every run, so there is
 //! nothing to pack ahead), batches spread over the context's threads; a fused op's
-//! bias and epilogue steps (attention's scale and mask) run on each finished row through
-//! the convolutions' [`conv::finish_row`].
+//! bias and epilogue steps (attention's scale and mask) run on each finished row.
 
-use super::conv::{self, epilogue_inputs, Operand, MAX_EPILOGUE_INPUTS};
+use super::epilogue::{dims4, epilogue_inputs, post_ops, MAX_EPILOGUE_INPUTS};
 use super::registry::{need, Accept, Refusal, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
-use sinter_ir::ops::fused::{BaseKind, Step, BASE_SLOTS};
+use sinter_ir::ops::fused::{BaseKind, BASE_SLOTS};
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
+use sinter_kernels::epilogue::PostOps;
 use sinter_kernels::Isa;
 
 /// A, B and the optional bias of a run.
@@ -29,9 +29,8 @@ pub(crate) struct MatMul {
     b_batch_stride: usize,
     /// A fused op's per-column bias (input 2).
     has_bias: bool,
-    steps: Vec<Step>,
-    operands: Vec<Operand>,
-    /// The output shape left-padded to `[n, m, h, w]` (what `operands` map onto).
+    post: PostOps,
+    /// The output shape left-padded to `[n, m, h, w]` (what `post`'s operands map onto).
     dims: [usize; 4],
 }
 
@@ -58,24 +57,12 @@ impl MatMul {
         };
         let bias = inputs.get(2).and_then(Option::as_ref);
         need(bias.is_none_or(|c| c.dtype == DType::F32 && c.shape == [n]), "the bias is not one value per column")?;
-        let dims = if steps.is_empty() { [1; 4] } else { conv::dims4(&y.shape)? };
-        let operands = conv::epilogue_operands(&steps, inputs.get(BASE_SLOTS..).unwrap_or(&[]), &dims)?;
+        let dims = if steps.is_empty() { [1; 4] } else { dims4(&y.shape)? };
+        let post = post_ops(&steps, inputs.get(BASE_SLOTS..).unwrap_or(&[]), &dims)?;
         batch.checked_mul(m).and_then(|v| v.checked_mul(n)).why("sizes overflow")?;
         let a_batch_stride = stride(a_batch, m.checked_mul(k))?;
         let b_batch_stride = stride(b_batch, k.checked_mul(n))?;
-        Ok(MatMul {
-            name,
-            batch,
-            m,
-            k,
-            n,
-            a_batch_stride,
-            b_batch_stride,
-            has_bias: bias.is_some(),
-            steps,
-            operands,
-            dims,
-        })
+        Ok(MatMul { name, batch, m, k, n, a_batch_stride, b_batch_stride, has_bias: bias.is_some(), post, dims })
     }
 }
 
@@ -87,7 +74,7 @@ impl Exec for MatMul {
         let b = input(1)?.as_slice::<f32>()?;
         let bias = if self.has_bias { Some(input(2)?.as_slice::<f32>()?) } else { None };
         let mut extras: [&[f32]; MAX_EPILOGUE_INPUTS] = [&[]; MAX_EPILOGUE_INPUTS];
-        let count = epilogue_inputs(self.name, inputs, BASE_SLOTS, &self.operands, &mut extras)?;
+        let count = epilogue_inputs(self.name, inputs, BASE_SLOTS, &self.post, &mut extras)?;
         let extras = &extras[..count];
         let y = outputs.first_mut().ok_or_else(|| missing(0))?.as_slice_mut::<f32>()?;
         let (m, k, n) = (self.m, self.k, self.n);
@@ -122,19 +109,10 @@ impl MatMul {
             if let Some(c) = bias {
                 row.iter_mut().zip(c).for_each(|(v, c)| *v += c);
             }
-            if !self.steps.is_empty() {
+            if !self.post.is_empty() {
                 // Output row `r` is `w` (= n) floats of plane `r / h` of the padded shape.
                 let p = r / h;
-                conv::finish_row(
-                    isa,
-                    &self.steps,
-                    &self.operands,
-                    w,
-                    (p / channels, p % channels, (r % h) * w),
-                    row,
-                    None,
-                    extras,
-                );
+                self.post.apply_row(isa, w, (p / channels, p % channels, (r % h) * w), row, extras);
             }
         }
     }

@@ -9,6 +9,7 @@ mod chain;
 pub(crate) mod conv;
 pub(crate) mod conv_transpose;
 pub(crate) mod dense;
+mod epilogue;
 mod matmul;
 mod pooling;
 pub(crate) mod registry;

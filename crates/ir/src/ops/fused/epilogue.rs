@@ -24,27 +24,8 @@ pub enum BinOp {
 
 impl BinOp {
     /// `x[i] = x[i] op v[i]` (`v[i] op x[i]` when `swapped`) over the common length of
-    /// the slices: one loop per call that the compiler vectorizes. Kernels that apply an
-    /// epilogue themselves (row by row) use this instead of a per-element dispatch.
+    /// the slices.
     pub fn apply_slice(self, swapped: bool, x: &mut [f32], v: &[f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { self.apply_slice_avx2(swapped, x, v) };
-        }
-        self.apply_slice_portable(swapped, x, v)
-    }
-
-    /// [`BinOp::apply_slice`] compiled for AVX2: the same IEEE operations on wider
-    /// vectors, so bit-identical results.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn apply_slice_avx2(self, swapped: bool, x: &mut [f32], v: &[f32]) {
-        self.apply_slice_portable(swapped, x, v)
-    }
-
-    #[inline(always)]
-    fn apply_slice_portable(self, swapped: bool, x: &mut [f32], v: &[f32]) {
         match (self, swapped) {
             (BinOp::Add, false) => zip_slice(x, v, |x, v| x + v),
             (BinOp::Add, true) => zip_slice(x, v, |x, v| v + x),
@@ -59,23 +40,6 @@ impl BinOp {
 
     /// `x[i] = x[i] op v` (`v op x[i]` when `swapped`): a scalar or per-channel operand.
     pub fn apply_scalar(self, swapped: bool, x: &mut [f32], v: f32) {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { self.apply_scalar_avx2(swapped, x, v) };
-        }
-        self.apply_scalar_portable(swapped, x, v)
-    }
-
-    /// [`BinOp::apply_scalar`] compiled for AVX2 (bit-identical results).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn apply_scalar_avx2(self, swapped: bool, x: &mut [f32], v: f32) {
-        self.apply_scalar_portable(swapped, x, v)
-    }
-
-    #[inline(always)]
-    fn apply_scalar_portable(self, swapped: bool, x: &mut [f32], v: f32) {
         match (self, swapped) {
             (BinOp::Add, false) => zip_scalar(x, v, |x, v| x + v),
             (BinOp::Add, true) => zip_scalar(x, v, |x, v| v + x),
@@ -473,26 +437,9 @@ fn map(tile: &mut [f32], f: impl Fn(f32) -> f32) {
 }
 
 /// Applies a unary step to `tile` in place, with the same formulas as the ONNX ops it
-/// replaces (binary steps: no-op, see [`BinOp::apply_slice`]). Public so that kernels
-/// applying an epilogue themselves compute exactly the same values.
+/// replaces (binary steps: no-op, see [`BinOp::apply_slice`]). The fast kernels
+/// (`sinter_kernels::epilogue`) compute the same formulas and are tested against these.
 pub fn apply_unary(step: Step, tile: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { apply_unary_avx2(step, tile) };
-    }
-    apply_unary_portable(step, tile)
-}
-
-/// [`apply_unary`] compiled for AVX2 (bit-identical results: no FMA contraction).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn apply_unary_avx2(step: Step, tile: &mut [f32]) {
-    apply_unary_portable(step, tile)
-}
-
-#[inline(always)]
-fn apply_unary_portable(step: Step, tile: &mut [f32]) {
     match step {
         Step::Relu => map(tile, |v| if v < 0.0 { 0.0 } else { v }),
         Step::Clip { min, max } => map(tile, |v| {

@@ -2,12 +2,13 @@
 //! resolved from the node, the epilogue's steps and operand layouts, and the checks
 //! that make the run loops' index arithmetic safe.
 
-use super::{epilogue_inputs, epilogue_operands, Operand, MAX_EPILOGUE_INPUTS};
+use crate::exec::epilogue::{epilogue_inputs, post_ops, MAX_EPILOGUE_INPUTS};
 use crate::exec::registry::{need, Accept, Why};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{Step, BASE_SLOTS};
 use sinter_ir::ops::nn::ConvWindow;
 use sinter_ir::{IrError, Result, View, ViewMut};
+use sinter_kernels::epilogue::PostOps;
 
 /// A run's operands, each checked against the geometry: input, weights as the op gets
 /// them (packed or not: the kernel checks their length), bias, epilogue inputs, output.
@@ -44,9 +45,9 @@ pub(crate) struct ConvGeom {
     pub oh: usize,
     pub ow: usize,
     pub has_bias: bool,
-    pub steps: Vec<Step>,
-    /// One per binary step, the op's inputs `BASE_SLOTS..` broadcast onto the output.
-    pub operands: Vec<Operand>,
+    /// The fused epilogue; its operands are the op's inputs `BASE_SLOTS..`, broadcast
+    /// onto the output.
+    pub post: PostOps,
 }
 
 impl ConvGeom {
@@ -75,7 +76,7 @@ impl ConvGeom {
         let bias = inputs.get(2).and_then(Option::as_ref);
         need(bias.is_none_or(|b| b.shape == [m]), "the bias is not one value per output channel")?;
         let extras = if fused { inputs.get(BASE_SLOTS..).unwrap_or(&[]) } else { &[] };
-        let operands = epilogue_operands(&steps, extras, &[n, m, oh, ow])?;
+        let post = post_ops(&steps, extras, &[n, m, oh, ow])?;
         need(![n, c, h, w, m, oh, ow, kernel[0], kernel[1]].contains(&0), "an empty dimension")?;
         let sizes = n.checked_mul(c).and_then(|v| v.checked_mul(h)?.checked_mul(w));
         let out = n.checked_mul(m).and_then(|v| v.checked_mul(oh)?.checked_mul(ow));
@@ -105,8 +106,7 @@ impl ConvGeom {
             oh,
             ow,
             has_bias: bias.is_some(),
-            steps,
-            operands,
+            post,
         })
     }
 
@@ -123,7 +123,7 @@ impl ConvGeom {
         let wt = input(1)?.as_slice::<f32>()?;
         let bias = if self.has_bias { Some(input(2)?.as_slice::<f32>()?) } else { None };
         let mut extras: [&[f32]; MAX_EPILOGUE_INPUTS] = [&[]; MAX_EPILOGUE_INPUTS];
-        let count = epilogue_inputs(self.name, inputs, BASE_SLOTS, &self.operands, &mut extras)?;
+        let count = epilogue_inputs(self.name, inputs, BASE_SLOTS, &self.post, &mut extras)?;
         let y = outputs.first_mut().ok_or_else(|| missing(0))?.as_slice_mut::<f32>()?;
         if x.len() != self.n * self.c * self.h * self.w
             || y.len() != self.n * self.m * self.oh * self.ow

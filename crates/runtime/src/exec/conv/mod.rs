@@ -17,33 +17,22 @@ pub(crate) use geom::{ConvGeom, RunOperands};
 use super::registry::{gemm_panels, need, packed_bytes_match, Accept, Refusal, Request, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
-use sinter_ir::ops::fused::{apply_unary, BaseKind, BinOp, Step};
+use sinter_ir::ops::fused::BaseKind;
 use sinter_ir::ops::nn::Conv;
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
-use sinter_kernels::activation::{self, Unary};
-use sinter_kernels::winograd::{WinogradConv, WinogradEpilogue, WinogradTile};
+use sinter_kernels::epilogue::{InRegisters, PostOps};
+use sinter_kernels::winograd::{WinogradConv, WinogradTile};
 use sinter_kernels::{Activation, Epilogue, Isa, Matrix, PackedA};
 use sinter_plan::PackLayout;
 use std::cell::RefCell;
-
-/// How a binary step's operand maps an output element `(n, m, oy, ox)` to its data:
-/// `n * sn + m * sm + oy * sh + ox * sw` (0 strides along broadcast axes).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Operand {
-    pub numel: usize,
-    pub sn: usize,
-    pub sm: usize,
-    pub sh: usize,
-    pub sw: usize,
-}
 
 /// A convolution with resolved geometry (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Conv2d {
     g: ConvGeom,
-    /// How the epilogue steps map onto the GEMM's in-register epilogue.
-    fused: FusedEpilogue,
+    /// How much of the epilogue the GEMM applies in registers.
+    fused: InRegisters,
     /// Where the packed weights come from.
     weights: Weights,
     /// The window of a depthwise convolution, for the direct SIMD kernel.
@@ -53,16 +42,6 @@ pub(crate) struct Conv2d {
     /// For kernels larger than 1×1: the padded, phase-split input copy its GEMM packs
     /// im2col from.
     padded: Option<im2col::Padded>,
-}
-
-/// The part of the epilogue the GEMM applies in registers; the rest runs per row.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct FusedEpilogue {
-    act: Activation,
-    /// The steps are `[Add(full-shaped operand 0)]` plus `act`: a residual shortcut.
-    residual: bool,
-    /// Steps that cannot run in registers: every step runs per row instead.
-    post: bool,
 }
 
 /// Packed GEMM weights (`groups` matrices of `M_g × K` in `MR`-row panels).
@@ -121,7 +100,7 @@ impl Conv2d {
         let kdim = g.cg().checked_mul(g.kh).and_then(|v| v.checked_mul(g.kw)).why("sizes overflow")?;
         g.w.checked_add(g.sw).and_then(|v| g.h.checked_mul(v)).why("sizes overflow")?;
         sinter_kernels::packed_a_len(g.mg(), kdim).checked_mul(g.groups).why("sizes overflow")?;
-        let fused = fuse_epilogue(&g.steps, &g.operands, &[g.n, g.m, g.oh, g.ow]);
+        let fused = g.post.split(&[g.n, g.m, g.oh, g.ow]);
         let mut conv2d = Conv2d { g, fused, weights, dw_geom: None, winograd: None, padded: None };
         if conv2d.g.kh * conv2d.g.kw > 1 {
             conv2d.padded = Some(im2col::Padded::new(&conv2d).why("the padded input copy would overflow")?);
@@ -194,8 +173,8 @@ impl Conv2d {
     /// A copy without epilogue steps (for timing tactics on the convolution alone).
     pub(crate) fn plain(&self) -> Conv2d {
         Conv2d {
-            g: ConvGeom { steps: Vec::new(), operands: Vec::new(), has_bias: false, ..self.g.clone() },
-            fused: FusedEpilogue { act: Activation::None, residual: false, post: false },
+            g: ConvGeom { post: PostOps::default(), has_bias: false, ..self.g.clone() },
+            fused: InRegisters { act: Activation::None, residual: false, post: false },
             weights: Weights::Plan,
             dw_geom: self.dw_geom,
             winograd: self.winograd,
@@ -242,18 +221,10 @@ impl Conv2d {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn finish_row(
-        &self,
-        isa: Isa,
-        img: usize,
-        mc: usize,
-        j0: usize,
-        row: &mut [f32],
-        bias: Option<f32>,
-        extras: &[&[f32]],
-    ) {
-        finish_row(isa, &self.g.steps, &self.g.operands, self.g.ow, (img, mc, j0), row, bias, extras);
+    /// Runs the epilogue on output row segment `row`: channel `mc` of image `img`,
+    /// columns `j0..`.
+    fn finish_row(&self, isa: Isa, img: usize, mc: usize, j0: usize, row: &mut [f32], extras: &[&[f32]]) {
+        self.g.post.apply_row(isa, self.g.ow, (img, mc, j0), row, extras);
     }
 
     /// Input elements per row phase of a depthwise plane: with stride `sw`, each input
@@ -370,7 +341,7 @@ impl Conv2d {
                         }
                         if !in_register {
                             for (k, yp) in yc.chunks_exact_mut(cols).enumerate() {
-                                self.finish_row(cx.isa, img, mc0 + k, 0, yp, None, extras);
+                                self.finish_row(cx.isa, img, mc0 + k, 0, yp, extras);
                             }
                         }
                         i0 = i1;
@@ -382,7 +353,7 @@ impl Conv2d {
                     let xc = &x[i * plane..][..plane];
                     let (wc, b) = (&wt[mc * kdim..][..kdim], bias.map_or(0.0, |b| b[mc]));
                     self.depthwise_plane(xc, wc, b, yc, &mut s[..need]);
-                    self.finish_row(cx.isa, i / self.g.m, mc, 0, yc, None, extras);
+                    self.finish_row(cx.isa, i / self.g.m, mc, 0, yc, extras);
                 }
             })
         });
@@ -483,15 +454,15 @@ impl Conv2d {
             let xi = &x[img * self.g.c * plane..][..self.g.c * plane];
             let yi = &mut y[img * self.g.m * cols..][..self.g.m * cols];
             let post = |mc: usize, j0: usize, row: &mut [f32]| {
-                self.finish_row(cx.isa, img, mc, j0, row, None, extras);
+                self.finish_row(cx.isa, img, mc, j0, row, extras);
             };
             let residual = if self.fused.residual {
-                let o = self.g.operands[0];
-                Some(&extras[0][img * o.sn..][..self.g.m * cols])
+                let o = self.g.post.operands()[0];
+                Some(Matrix::new(&extras[0][img * o.sn..], self.g.m, cols, cols).map_err(kerr)?)
             } else {
                 None
             };
-            let epi = WinogradEpilogue {
+            let epi = Epilogue {
                 bias,
                 residual,
                 act: self.fused.act,
@@ -512,142 +483,6 @@ thread_local! {
     static DW_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// Weights packed at run time (weights that are not constants).
     static RUNTIME_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The layouts of a fused op's epilogue inputs `extras` (one per binary step of `steps`,
-/// f32, at most [`MAX_EPILOGUE_INPUTS`]) on an output of shape `dims` (rank 4), or why
-/// they do not fit that.
-pub(crate) fn epilogue_operands(steps: &[Step], extras: &[Option<Slot>], dims: &[usize; 4]) -> Accept<Vec<Operand>> {
-    need(extras.len() == steps.iter().filter(|s| s.is_binary()).count(), "one epilogue input per binary step")?;
-    need(extras.len() <= MAX_EPILOGUE_INPUTS, "more than 8 epilogue inputs")?;
-    extras
-        .iter()
-        .map(|e| {
-            let e = e.as_ref().filter(|e| e.dtype == DType::F32).why("an epilogue input is missing or not f32")?;
-            operand(&e.shape, dims).why("an epilogue input does not broadcast onto the output as (N, C, H, W)")
-        })
-        .collect()
-}
-
-/// `shape` (rank at most 4) left-padded with 1s to rank 4.
-pub(crate) fn dims4(shape: &[usize]) -> Accept<[usize; 4]> {
-    let mut dims = [1usize; 4];
-    let tail = 4usize.checked_sub(shape.len()).and_then(|s| dims.get_mut(s..)).why("the output has rank above 4")?;
-    tail.copy_from_slice(shape);
-    Ok(dims)
-}
-
-/// Most epilogue inputs a fused kernel takes (they are held in a fixed array, so that
-/// running allocates nothing).
-pub(crate) const MAX_EPILOGUE_INPUTS: usize = 8;
-
-/// The f32 data of a fused op's epilogue inputs, inputs `first..` of the op, each
-/// checked against its operand's size, into `buf`; returns how many there are.
-pub(crate) fn epilogue_inputs<'a>(
-    name: &str,
-    inputs: &[Option<View<'a>>],
-    first: usize,
-    operands: &[Operand],
-    buf: &mut [&'a [f32]; MAX_EPILOGUE_INPUTS],
-) -> Result<usize> {
-    if operands.len() > buf.len() {
-        return Err(IrError::Unsupported(format!("{name}: more than {MAX_EPILOGUE_INPUTS} epilogue inputs")));
-    }
-    for (k, o) in operands.iter().enumerate() {
-        let index = first + k;
-        let v = inputs.get(index).copied().flatten().ok_or_else(|| IrError::MissingInput { op: name.into(), index })?;
-        let e = v.as_slice::<f32>()?;
-        if e.len() != o.numel {
-            return Err(IrError::Data(format!(
-                "{name}: epilogue input {k} holds {} floats, expected {}",
-                e.len(),
-                o.numel
-            )));
-        }
-        buf[k] = e;
-    }
-    Ok(operands.len())
-}
-
-/// Adds `bias` and applies the epilogue `steps` to `row`: output channel `mc` of image
-/// `img`, columns `j0..j0 + row.len()` of an output `ow` wide, with `sinter_ir`'s own
-/// step functions so the values are exactly those of the reference epilogue.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn finish_row(
-    isa: Isa,
-    steps: &[Step],
-    operands: &[Operand],
-    ow: usize,
-    (img, mc, j0): (usize, usize, usize),
-    row: &mut [f32],
-    bias: Option<f32>,
-    extras: &[&[f32]],
-) {
-    if let Some(b) = bias {
-        BinOp::Add.apply_scalar(false, row, b);
-    }
-    let mut k = 0;
-    for &step in steps {
-        let Step::Binary { op, swapped } = step else {
-            apply_unary_step(isa, step, row);
-            continue;
-        };
-        let (o, data) = (operands[k], extras[k]);
-        let base = img * o.sn + mc * o.sm;
-        k += 1;
-        if o.sh == 0 && o.sw == 0 {
-            op.apply_scalar(swapped, row, data[base]);
-        } else if o.sw == 1 && o.sh == ow {
-            op.apply_slice(swapped, row, &data[base + j0..]);
-        } else {
-            for (t, x) in row.iter_mut().enumerate() {
-                let j = j0 + t;
-                let v = data[base + (j / ow) * o.sh + (j % ow) * o.sw];
-                op.apply_scalar(swapped, std::slice::from_mut(x), v);
-            }
-        }
-    }
-}
-
-/// A unary epilogue step on `row`: the transcendental ones (sigmoid, SiLU, tanh, the
-/// GELUs) by the vectorized kernels of `sinter-kernels` (within a few ulp of the
-/// reference's formulas, which evaluate GELU in f64 one element at a time), the others
-/// by `sinter-ir`'s own step function, exactly.
-fn apply_unary_step(isa: Isa, step: Step, row: &mut [f32]) {
-    let f = match step {
-        Step::Sigmoid => Unary::Sigmoid,
-        Step::Silu => Unary::Silu,
-        Step::Tanh => Unary::Tanh,
-        Step::GeluErf => Unary::GeluErf,
-        Step::GeluTanh => Unary::GeluTanh,
-        _ => return apply_unary(step, row),
-    };
-    // The tier was validated when the engine was made; the fallback only keeps this
-    // total.
-    if activation::apply(isa, f, row).is_err() {
-        apply_unary(step, row);
-    }
-}
-
-/// Which epilogue steps the GEMM can apply in registers: an optional residual Add of a
-/// full-shaped operand, then an optional Relu or Clip.
-fn fuse_epilogue(steps: &[Step], operands: &[Operand], out: &[usize; 4]) -> FusedEpilogue {
-    let cols = out[2] * out[3];
-    let act = |s: Option<&Step>| match s {
-        None => Some(Activation::None),
-        Some(Step::Relu) => Some(Activation::Relu),
-        Some(&Step::Clip { min, max }) => Some(Activation::Clip { lo: min, hi: max }),
-        _ => None,
-    };
-    let full = |o: &Operand| o.sw == 1 && o.sh == out[3] && o.sm == cols && (out[0] == 1 || o.sn == out[1] * cols);
-    let (residual, rest) = match steps.first() {
-        Some(Step::Binary { op: BinOp::Add, .. }) if operands.first().is_some_and(full) => (true, &steps[1..]),
-        _ => (false, steps),
-    };
-    match (rest.len(), act(rest.first())) {
-        (0 | 1, Some(act)) => FusedEpilogue { act, residual, post: false },
-        _ => FusedEpilogue { act: Activation::None, residual: false, post: true },
-    }
 }
 
 impl Exec for Conv2d {
@@ -672,10 +507,10 @@ impl Exec for Conv2d {
                     let yg = &mut y[(img * self.g.m + g * mg) * cols..][..mg * cols];
                     let bias = bias.map(|b| &b[g * mg..][..mg]);
                     let post = |r: usize, j0: usize, row: &mut [f32]| {
-                        self.finish_row(cx.isa, img, g * mg + r, j0, row, None, extras);
+                        self.finish_row(cx.isa, img, g * mg + r, j0, row, extras);
                     };
                     let residual = if self.fused.residual {
-                        let o = self.g.operands[0];
+                        let o = self.g.post.operands()[0];
                         let base = img * o.sn + g * mg * cols;
                         Some(Matrix::new(&extras[0][base..], mg, cols, cols).map_err(kerr)?)
                     } else {
@@ -735,27 +570,6 @@ pub(crate) fn make(r: &Request) -> Accept<Box<dyn Exec>> {
     Ok(Box::new(k))
 }
 
-/// The operand layout of an epilogue input of `shape`, broadcast to `out` (rank 4), or
-/// `None` when it does not broadcast.
-pub(crate) fn operand(shape: &[usize], out: &[usize; 4]) -> Option<Operand> {
-    if shape.len() > 4 {
-        return None;
-    }
-    let mut dims = [1usize; 4];
-    dims[4 - shape.len()..].copy_from_slice(shape);
-    let mut strides = [0usize; 4];
-    let mut acc = 1usize;
-    for d in (0..4).rev() {
-        if dims[d] == out[d] && dims[d] != 1 {
-            strides[d] = acc;
-        } else if dims[d] != 1 {
-            return None;
-        }
-        acc = acc.checked_mul(dims[d])?;
-    }
-    Some(Operand { numel: acc, sn: strides[0], sm: strides[1], sh: strides[2], sw: strides[3] })
-}
-
 /// Output positions `[lo, hi)` (within `0..ol`) whose input index `o * s + off` lies in
 /// `0..il`.
 pub(crate) fn valid_range(off: i64, s: usize, il: usize, ol: usize) -> (usize, usize) {
@@ -772,8 +586,9 @@ pub(crate) fn valid_range(off: i64, s: usize, il: usize, ol: usize) -> (usize, u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sinter_ir::ops::fused::Epilogue;
+    use sinter_ir::ops::fused::{Epilogue, Step};
     use sinter_ir::{AttrValue, Attrs, DType};
+    use sinter_kernels::epilogue::Operand;
     use sinter_plan::Location;
 
     fn slot(shape: &[usize]) -> Slot {
@@ -820,13 +635,13 @@ mod tests {
     #[test]
     fn operand_layouts() {
         let out = [2, 6, 4, 5];
-        let o = operand(&[6, 1, 1], &out).expect("per channel");
+        let o = Operand::broadcast(&[6, 1, 1], &out).expect("per channel");
         assert_eq!((o.numel, o.sn, o.sm, o.sh, o.sw), (6, 0, 1, 0, 0));
-        let o = operand(&[2, 6, 4, 5], &out).expect("full");
+        let o = Operand::broadcast(&[2, 6, 4, 5], &out).expect("full");
         assert_eq!((o.numel, o.sn, o.sm, o.sh, o.sw), (240, 120, 20, 5, 1));
-        let o = operand(&[4, 1], &out).expect("rows");
+        let o = Operand::broadcast(&[4, 1], &out).expect("rows");
         assert_eq!((o.numel, o.sn, o.sm, o.sh, o.sw), (4, 0, 0, 1, 0));
-        assert!(operand(&[3, 1, 1], &out).is_none());
-        assert!(operand(&[1, 2, 6, 4, 5], &out).is_none());
+        assert!(Operand::broadcast(&[3, 1, 1], &out).is_none());
+        assert!(Operand::broadcast(&[1, 2, 6, 4, 5], &out).is_none());
     }
 }
