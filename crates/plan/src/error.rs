@@ -1,4 +1,4 @@
-use crate::header::HEADER_SIZE;
+use crate::format::HEADER_SIZE;
 use std::path::PathBuf;
 
 /// Why a plan could not be read, written or accepted.

@@ -7,6 +7,7 @@
 //! The byte layout and versioning policy are in `docs/plan-format.md`.
 
 mod error;
+mod format;
 mod header;
 mod plan;
 pub mod schema;

@@ -2,7 +2,7 @@
 //! backend that runs it.
 
 use crate::error::{PlanError, Result};
-use crate::header::{DEFAULT_TARGET, FIXED_STR_LEN};
+use crate::format::{DEFAULT_TARGET, FIXED_STR_LEN};
 
 /// The machine a plan is built for.
 ///

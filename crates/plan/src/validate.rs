@@ -3,7 +3,7 @@
 //! `&mut` views of their outputs next to `&` views of their inputs.
 
 use crate::error::{PlanError, Result};
-use crate::header::ALIGN;
+use crate::format::ALIGN;
 use crate::schema::{Binding, KernelDesc, Location, PlanMeta, TensorDesc, TensorId};
 use std::collections::HashSet;
 

@@ -1,6 +1,6 @@
 //! The weight blob: building it, and 64-byte aligned storage for in-memory plans.
 
-use crate::header::ALIGN;
+use crate::format::ALIGN;
 use crate::schema::Location;
 
 /// Appends constant tensors to a weight blob, each at a 64-byte aligned offset so the

@@ -3,7 +3,8 @@
 //! loading does no work. Where several tactics fit, they are timed here.
 
 use crate::exec::conv::{Conv2d, Weights};
-use crate::exec::registry::{Accept, Request, Why};
+use crate::exec::refusal::{Accept, Why};
+use crate::exec::request::Request;
 use crate::exec::{Exec, RunCtx};
 use sinter_ir::{DType, Tensor};
 use sinter_ir::{View, ViewMut};

@@ -4,7 +4,7 @@
 
 use crate::backend::{self, Backend};
 use crate::error::{Result, RuntimeError};
-use crate::exec::registry::Request;
+use crate::exec::request::Request;
 use crate::exec::{self, Exec};
 use sinter_ir::{DType, Fact, Tensor};
 use sinter_plan::{Location, Plan, PlanMeta, TensorDesc};

@@ -9,7 +9,8 @@ mod cpu;
 pub use cpu::Cpu;
 
 use crate::error::{Result, RuntimeError};
-use crate::exec::registry::{self, Factory, Request, REFERENCE};
+use crate::exec::registry::{self, Factory, REFERENCE};
+use crate::exec::request::Request;
 use crate::exec::{Exec, Generic};
 use crate::pack::{PackedWeights, TacticChoice};
 use crate::prepare::Slot;

@@ -3,7 +3,7 @@
 //! with the broadcast resolved once instead of per call, and `sinter-ir`'s own slice
 //! functions so the values are exactly the reference's.
 
-use super::registry::{need, Accept, Refusal, Why};
+use super::refusal::{need, Accept, Refusal, Why};
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::elementwise::{Binary, BinaryKind};

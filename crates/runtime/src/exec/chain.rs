@@ -6,7 +6,7 @@
 //! reference's, while the reference evaluation runs on one thread.
 
 use super::epilogue::{dims4, epilogue_inputs, post_ops, MAX_EPILOGUE_INPUTS};
-use super::registry::{need, Accept, Why};
+use super::refusal::{need, Accept, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::FusedElementwise;

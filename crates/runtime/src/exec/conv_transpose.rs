@@ -6,7 +6,7 @@
 //! time when the plan carries it).
 
 use super::conv::{valid_range, ConvGeom, RunOperands, Weights};
-use super::registry::{need, Accept, Why};
+use super::refusal::{need, Accept, Why};
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::BaseKind;

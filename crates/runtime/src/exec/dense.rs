@@ -6,7 +6,7 @@
 
 use super::conv::Weights;
 use super::epilogue::{dims4, epilogue_inputs, post_ops, MAX_EPILOGUE_INPUTS};
-use super::registry::{need, Accept, Refusal, Why};
+use super::refusal::{need, Accept, Refusal, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{BaseKind, BinOp, Fused, Step, BASE_SLOTS};

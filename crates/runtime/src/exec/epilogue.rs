@@ -2,7 +2,7 @@
 //! once into `sinter-kernels`' [`PostOps`] (with each extra input's layout checked),
 //! and the extra inputs read from a run's operands.
 
-use super::registry::{need, Accept, Why};
+use super::refusal::{need, Accept, Why};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused as ir;
 use sinter_ir::{DType, IrError, Result, View};

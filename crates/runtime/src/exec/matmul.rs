@@ -5,7 +5,7 @@
 //! bias and epilogue steps (attention's scale and mask) run on each finished row.
 
 use super::epilogue::{dims4, epilogue_inputs, post_ops, MAX_EPILOGUE_INPUTS};
-use super::registry::{need, Accept, Refusal, Why};
+use super::refusal::{need, Accept, Refusal, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{BaseKind, BASE_SLOTS};

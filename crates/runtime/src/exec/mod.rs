@@ -12,12 +12,14 @@ pub(crate) mod dense;
 mod epilogue;
 mod matmul;
 mod pooling;
+pub(crate) mod refusal;
 pub(crate) mod registry;
+pub(crate) mod request;
 mod resize;
 mod rows;
 mod small;
 
-use registry::{Accept, Why};
+use refusal::{Accept, Why};
 use sinter_ir::ops::fused::{BaseKind, Fused, Step};
 use sinter_ir::ops::Op;
 use sinter_ir::{Result, View, ViewMut};

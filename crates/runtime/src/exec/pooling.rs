@@ -1,7 +1,7 @@
 //! 2-D f32 MaxPool / AveragePool and GlobalAveragePool / GlobalMaxPool through the SIMD
 //! kernels of `sinter-kernels`, threaded over channel planes.
 
-use super::registry::{need, Accept, Refusal, Why};
+use super::refusal::{need, Accept, Refusal, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::nn::{GlobalPool, Pool, PoolKind};

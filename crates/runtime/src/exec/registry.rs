@@ -4,80 +4,14 @@
 //! evaluator, with every refusal that sent the node there) in the plan; loading a plan
 //! asks the recorded factory only.
 
+pub(crate) use super::refusal::Refusal;
+use super::refusal::{need, Accept, Why};
+pub(crate) use super::request::Request;
+use super::request::{gemm_panels, packed_bytes_match};
 use super::{binary, chain, PackedInput};
 use super::{conv, conv_transpose, dense, matmul, pooling, resize, rows, small, Exec};
 use crate::pack::{PackedWeights, TacticChoice};
-use crate::prepare::Slot;
-use sinter_ir::ops::Op;
-use sinter_ir::{DType, Tensor, View};
-use std::borrow::Cow;
-use std::sync::Arc;
-
-/// Why a factory does not take a node (its dtypes, shapes or attributes).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal(pub Cow<'static, str>);
-
-impl Refusal {
-    pub(crate) fn new(reason: impl Into<Cow<'static, str>>) -> Refusal {
-        Refusal(reason.into())
-    }
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A factory's answer: a value, or why not.
-pub(crate) type Accept<T> = std::result::Result<T, Refusal>;
-
-/// Turns a failed check into a refusal with its reason.
-pub(crate) trait Why<T> {
-    fn why(self, reason: &'static str) -> Accept<T>;
-}
-
-impl<T> Why<T> for Option<T> {
-    fn why(self, reason: &'static str) -> Accept<T> {
-        self.ok_or(Refusal(Cow::Borrowed(reason)))
-    }
-}
-
-impl<T, E: std::fmt::Display> Why<T> for std::result::Result<T, E> {
-    fn why(self, reason: &'static str) -> Accept<T> {
-        self.map_err(|e| Refusal::new(format!("{reason}: {e}")))
-    }
-}
-
-/// `Ok` when `cond` holds, else a refusal with `reason`.
-pub(crate) fn need(cond: bool, reason: &'static str) -> Accept<()> {
-    if cond {
-        Ok(())
-    } else {
-        Err(Refusal(Cow::Borrowed(reason)))
-    }
-}
-
-/// One node as a factory sees it: the op rebuilt from its attributes, its operands
-/// (a packed weight under its logical shape), and the bytes of its weight inputs.
-pub(crate) struct Request<'a> {
-    pub op: &'a Arc<dyn Op>,
-    pub op_type: &'a str,
-    pub inputs: &'a [Option<Slot>],
-    pub outputs: &'a [Slot],
-    /// Set when the plan stores an input pre-packed for this factory's kernel.
-    pub packed: Option<PackedInput>,
-    /// The bytes of input `i` when it is a weight (a constant).
-    pub weights: &'a dyn Fn(usize) -> Option<&'a [u8]>,
-}
-
-impl Request<'_> {
-    /// Input 1 as f32 weights, if it is a weight.
-    fn f32_weight(&self) -> Option<Accept<&[f32]>> {
-        let bytes = (self.weights)(1)?;
-        Some(View { dtype: DType::F32, shape: &[], data: bytes }.as_slice::<f32>().why("weights are not aligned f32"))
-    }
-}
+use sinter_ir::{DType, Tensor};
 
 /// Builds a kernel for a node (at build time to check that it takes it, at load time
 /// to run it).
@@ -215,27 +149,6 @@ fn weights_for(req: &Request, layout_ok: impl Fn(&PackedInput) -> Accept<()>) ->
             Ok(conv::Weights::Plan)
         }
         None => Ok(conv::Weights::Runtime),
-    }
-}
-
-/// Checks a plan's packed panels against this runtime's panel height.
-pub(crate) fn gemm_panels(p: &PackedInput) -> Accept<()> {
-    match p.layout {
-        sinter_plan::PackLayout::GemmPanels { mr } if mr as usize == sinter_kernels::MR => Ok(()),
-        layout => Err(Refusal::new(format!(
-            "weights packed as {layout:?}; this kernel reads GEMM panels of {} rows",
-            sinter_kernels::MR
-        ))),
-    }
-}
-
-/// The packed length a plan gives must be the kernel's.
-pub(crate) fn packed_bytes_match(p: Option<PackedInput>, floats: usize) -> Accept<()> {
-    match p {
-        Some(p) if p.bytes != (floats as u64).saturating_mul(4) => {
-            Err(Refusal::new(format!("{} packed bytes do not match the kernel's {floats} floats", p.bytes)))
-        }
-        _ => Ok(()),
     }
 }
 

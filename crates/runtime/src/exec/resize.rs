@@ -2,7 +2,7 @@
 //! a gather per output row, and a plain copy of the previous output row when two
 //! output rows read the same input row (every integer upscale).
 
-use super::registry::{need, Accept, Why};
+use super::refusal::{need, Accept, Why};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::nn::Resize;

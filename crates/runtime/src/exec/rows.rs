@@ -3,7 +3,7 @@
 //! threads, each row by a vectorized kernel of `sinter-kernels` (no scratch, no
 //! allocation per run).
 
-use super::registry::{need, Accept, Why};
+use super::refusal::{need, Accept, Why};
 use super::{par_chunks, par_chunks3, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::reduce::{LayerNorm, Softmax, SoftmaxKind};

@@ -1,7 +1,7 @@
 //! Shape-only ops (`Reshape` and friends), which would otherwise go through their
 //! `sinter-ir` definitions and allocate on every run: one copy.
 
-use super::registry::{need, Accept, Why};
+use super::refusal::{need, Accept, Why};
 use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::{IrError, Result, View, ViewMut};

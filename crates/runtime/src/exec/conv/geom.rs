@@ -3,7 +3,7 @@
 //! that make the run loops' index arithmetic safe.
 
 use crate::exec::epilogue::{epilogue_inputs, post_ops, MAX_EPILOGUE_INPUTS};
-use crate::exec::registry::{need, Accept, Why};
+use crate::exec::refusal::{need, Accept, Why};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{Step, BASE_SLOTS};
 use sinter_ir::ops::nn::ConvWindow;

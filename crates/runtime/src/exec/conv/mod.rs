@@ -14,13 +14,14 @@ mod im2col;
 
 pub(crate) use geom::{ConvGeom, RunOperands};
 
-use super::registry::{gemm_panels, need, packed_bytes_match, Accept, Refusal, Request, Why};
+use super::refusal::{need, Accept, Refusal, Why};
+use super::request::{gemm_panels, packed_bytes_match, Request};
 use super::{par_chunks, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::BaseKind;
 use sinter_ir::ops::nn::Conv;
 use sinter_ir::ops::Op;
-use sinter_ir::{DType, IrError, Result, View, ViewMut};
+use sinter_ir::{IrError, Result, View, ViewMut};
 use sinter_kernels::epilogue::{InRegisters, PostOps};
 use sinter_kernels::winograd::{WinogradConv, WinogradTile};
 use sinter_kernels::{Activation, Epilogue, Isa, Matrix, PackedA};
@@ -542,9 +543,8 @@ pub(crate) fn make(r: &Request) -> Accept<Box<dyn Exec>> {
     let (op, op_type) = (r.op.as_ref(), r.op_type);
     let Some(p) = r.packed else {
         let mut k = Conv2d::new(op, op_type, r.inputs, r.outputs, Weights::Runtime)?;
-        if let Some(bytes) = (r.weights)(1) {
-            let w = View { dtype: DType::F32, shape: &[], data: bytes }.as_slice::<f32>().why("weights")?;
-            k.load_weights(w).why("packing the weights")?;
+        if let Some(w) = r.f32_weight() {
+            k.load_weights(w?).why("packing the weights")?;
         }
         return Ok(Box::new(k));
     };
