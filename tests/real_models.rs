@@ -32,6 +32,18 @@ fn check_model(dir: &Path, no_optimize: bool) -> Result<ErrStats, String> {
         "  {} nodes -> {} kernels, weights {} B, arena {} B (activations {} B)",
         report.model_nodes, report.kernels, report.weights_bytes, report.arena_bytes, report.activations_bytes
     );
+    // Every kernel records its implementation; convolutions all take the fast kernel.
+    let mut by_impl = std::collections::BTreeMap::<&str, usize>::new();
+    for k in &plan.meta().kernels {
+        *by_impl.entry(k.implementation.as_str()).or_default() += 1;
+        if matches!(k.op_type.as_str(), "Conv" | "FusedConv") && k.implementation != "cpu.conv2d" {
+            return Err(format!("{} runs {}: {:?}", k.op_type, k.implementation, k.fallback_reason));
+        }
+    }
+    println!("  kernels by implementation: {by_impl:?}");
+    for f in &report.fallbacks {
+        println!("  fallback: {} '{}': {}", f.op_type, f.node, f.reason);
+    }
     // The saved plan must behave exactly like the in-memory one.
     let file = std::env::temp_dir().join(format!(
         "sinter-test-{}-{}.plan",

@@ -72,6 +72,12 @@ fn inspect_json_contract() {
     let tactic = |k: &serde_json::Value| k["tactic"].as_str().map(str::to_string);
     assert!(kernels.iter().any(|k| tactic(k).as_deref() == Some("gemm")));
     assert!(kernels.iter().filter(|k| k["op_type"] == "FusedConv").any(|k| tactic(k).is_none()));
+    // Every kernel names its implementation and precision; this model's convolutions all
+    // run the convolution kernel, and no node fell back to the reference evaluator.
+    assert!(kernels.iter().all(|k| k["impl"].is_string() && k["precision"] == "f32"));
+    let convs = kernels.iter().filter(|k| k["op_type"].as_str().is_some_and(|o| o.ends_with("Conv")));
+    assert!(convs.clone().count() > 10 && convs.clone().all(|k| k["impl"] == "cpu.conv2d"));
+    assert!(kernels.iter().all(|k| k["fallback_reason"].is_null()), "{kernels:?}");
 }
 
 #[test]
