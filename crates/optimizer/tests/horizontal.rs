@@ -155,12 +155,12 @@ fn only_matching_siblings_merge() {
     assert_same_outputs(&g, &out, 13);
 }
 
-/// Runs ConvActivation, then HorizontalConv, as two passes (the default pipeline's order).
+/// Runs EpilogueActivation, then HorizontalConv, as two passes (the default pipeline's order).
 fn fuse_then_merge(g: &Graph) -> (Graph, sinter_optimizer::Report) {
-    use sinter_optimizer::rules::ConvActivation;
+    use sinter_optimizer::rules::EpilogueActivation;
     use sinter_optimizer::{Options, Pass};
     let passes = [
-        Pass { name: "fuse", rules: vec![Box::new(ConvActivation)] },
+        Pass { name: "fuse", rules: vec![Box::new(EpilogueActivation)] },
         Pass { name: "horizontal", rules: vec![Box::new(HorizontalConv)] },
     ];
     run_passes(g, &passes, &Options::default())

@@ -6,8 +6,8 @@ mod identity;
 mod simplify;
 
 pub use fuse::{
-    ConvActivation, ConvBiasAdd, ConvResidualAdd, ElementwiseChain, GeluErfPattern, GeluTanhPattern, HardSwishPattern,
-    LayerNormPattern, SiluPattern,
+    ElementwiseChain, EpilogueActivation, EpilogueAdd, GeluErfPattern, GeluTanhPattern, HardSwishPattern,
+    LayerNormPattern, MatMulBias, SiluPattern,
 };
 pub use horizontal::{HorizontalConv, HorizontalMatMul};
 pub use identity::RemoveIdentity;
