@@ -123,7 +123,7 @@ fn run_pass(
     loop {
         let mut rewrote = false;
         work.fill_agenda();
-        while let Some((key, i)) = work.next_on_agenda() {
+        while let Some(i) = work.next_on_agenda() {
             let Some(node_name) = work.node(i).map(|n| n.name.clone()) else { continue };
             for rule in rules {
                 let at = |e: IrError| (pass.to_string(), rule.name().to_string(), node_name.clone(), Box::new(e));
@@ -165,7 +165,7 @@ fn run_pass(
                 }
                 // Back on the agenda: what may decide differently now, and visited nodes
                 // downstream of new or rewired ones (they may look upstream at them).
-                for s in change.affected.iter().chain(&work.downstream_below(&change.changed, key)).chain([&i]) {
+                for s in change.affected.iter().chain(&work.visited_downstream(&change.changed)).chain([&i]) {
                     work.schedule(*s);
                 }
                 rewrote = true;

@@ -55,6 +55,8 @@ pub(crate) struct Work {
     facts: HashMap<String, Fact>,
     /// Nodes the current sweep still has to visit, by order key.
     agenda: BTreeSet<(u64, usize)>,
+    /// Per slot: taken off the agenda in the current sweep.
+    visited: Vec<bool>,
 }
 
 /// Equal facts; constants are compared by pointer first (most are shared, not recomputed).
@@ -93,6 +95,7 @@ impl Work {
             node_names: HashMap::new(),
             facts,
             agenda: BTreeSet::new(),
+            visited: vec![false; nodes.len()],
         };
         for (i, node) in nodes.into_iter().enumerate() {
             let key = (i as u64 + 1) * GAP;
@@ -183,11 +186,14 @@ impl Work {
     /// Puts every live node on the agenda.
     pub(crate) fn fill_agenda(&mut self) {
         self.agenda = self.order.iter().map(|(&k, &s)| (k, s)).collect();
+        self.visited.iter_mut().for_each(|v| *v = false);
     }
 
-    /// The first node on the agenda, with its key.
-    pub(crate) fn next_on_agenda(&mut self) -> Option<(u64, usize)> {
-        self.agenda.pop_first()
+    /// Takes the first node off the agenda.
+    pub(crate) fn next_on_agenda(&mut self) -> Option<usize> {
+        let (_, s) = self.agenda.pop_first()?;
+        self.visited[s] = true;
+        Some(s)
     }
 
     pub(crate) fn schedule(&mut self, s: usize) {
@@ -196,17 +202,18 @@ impl Work {
         }
     }
 
-    /// Nodes downstream of `from` (excluded) whose key is below `limit`: the ones a sweep
-    /// at `limit` has visited already and that may look upstream at what changed.
-    pub(crate) fn downstream_below(&self, from: &[usize], limit: u64) -> Vec<usize> {
+    /// Nodes downstream of `from` (excluded) that the current sweep has visited: they may
+    /// look upstream at what changed. Below a node of the graph not visited yet (one
+    /// after the sweep's position), nothing is.
+    pub(crate) fn visited_downstream(&self, from: &[usize]) -> Vec<usize> {
         let mut seen: HashSet<usize> = from.iter().copied().collect();
-        let mut stack: Vec<usize> = from.iter().copied().filter(|&s| self.keys[s] < limit).collect();
+        let mut stack: Vec<usize> = from.to_vec();
         let mut found = Vec::new();
         while let Some(s) = stack.pop() {
             let Some(node) = self.node(s) else { continue };
             for o in node.outputs.iter().filter(|o| !o.is_empty()) {
                 for &c in self.consumers(o) {
-                    if self.keys[c] < limit && seen.insert(c) {
+                    if self.visited[c] && seen.insert(c) {
                         found.push(c);
                         stack.push(c);
                     }
@@ -403,6 +410,7 @@ impl Work {
             touched_values.extend(values.into_iter().cloned());
             self.slots.push(Some(node));
             self.keys.push(0);
+            self.visited.push(false);
         }
         self.place(&inserted, after, before);
         for &s in &inserted {

@@ -375,3 +375,50 @@ fn the_reference_driver_is_what_the_driver_is_checked_against() {
     assert_eq!(report.steps, 3);
     assert_eq!(op_types(&out), ["Relu"]);
 }
+
+/// A test rule that never reaches a fixpoint: replaces the Relu writing `b` by an Identity
+/// and a new Relu, both inserted where it was (between the same two neighbours).
+struct Grow;
+
+impl Rule for Grow {
+    fn name(&self) -> &'static str {
+        "grow"
+    }
+
+    fn apply(&self, ctx: &Ctx, i: usize) -> Result<Outcome> {
+        let node = ctx.node(i);
+        if node.op_type != "Relu" || node.outputs[0] != "b" {
+            return Ok(Outcome::NotApplicable);
+        }
+        let v = ctx.fresh_name("v");
+        let insert = vec![
+            node_with(&ctx.fresh_name("id"), "Identity", Default::default(), &[&node.inputs[0]], &[&v]),
+            node_with(&ctx.fresh_name("relu"), "Relu", Default::default(), &[&v], &["b"]),
+        ];
+        Ok(Outcome::Rewrite(Patch { remove: vec![i], insert, ..Default::default() }))
+    }
+}
+
+#[test]
+fn many_insertions_at_one_place_keep_the_order() {
+    // Each rewrite puts two nodes between the same neighbours: the order keys between
+    // them run out and are respread several times.
+    let g = graph(
+        &[("x", &[2, 3])],
+        &["y"],
+        vec![],
+        vec![
+            node("neg", "Neg", &["x"], &["a"]),
+            node("relu", "Relu", &["a"], &["b"]),
+            node("tail", "Exp", &["b"], &["y"]),
+        ],
+    );
+    let opts = Options { max_steps: Some(150), ..Default::default() };
+    let (out, report) = run_passes(&g, &[Pass { name: "grow", rules: vec![Box::new(Grow)] }], &opts);
+    assert!(report.stopped_early);
+    assert_eq!(out.nodes.len(), 153);
+    assert_eq!(out.nodes.first().map(|n| n.name.as_str()), Some("neg"));
+    assert_eq!(out.nodes.last().map(|n| n.name.as_str()), Some("tail"));
+    sinter_ir::check::check(&out).expect("in topological order");
+    assert_same_outputs(&g, &out, 4);
+}
