@@ -220,7 +220,7 @@ fn optimizer_is_explained_and_controllable() {
     let out = sinter(&["inspect", p, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let rewrites = v["rewrites"].as_array().expect("rewrites array");
-    assert!(rewrites.iter().any(|r| r["rule"] == "conv_activation"), "no conv_activation rewrite");
+    assert!(rewrites.iter().any(|r| r["rule"] == "epilogue_activation"), "no epilogue_activation rewrite");
     assert!(v["refusals"]
         .as_array()
         .is_some_and(|r| r.iter().all(|x| x["reason"].as_str().is_some_and(|s| !s.is_empty()))));
@@ -235,6 +235,16 @@ fn optimizer_is_explained_and_controllable() {
     assert!(before.starts_with("digraph") && after.starts_with("digraph"));
     assert!(after.contains("FusedConv\\n[Conv + "), "fused kernels are labelled with what they contain");
     assert!(before.matches("->").count() > after.matches("->").count());
+
+    let out = sinter(&["build", "--list-rules"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rules = String::from_utf8_lossy(&out.stdout).to_string();
+    for line in ["fold:", "  fold_constants", "simplify:", "  fold_mul_add_into_conv", "fuse:", "  matmul_bias"] {
+        assert!(rules.lines().any(|l| l == line), "no line {line:?} in --list-rules:\n{rules}");
+    }
+    for rule in ["epilogue_activation", "epilogue_add", "elementwise_chain", "horizontal_matmul"] {
+        assert!(rules.contains(rule), "{rule} missing from --list-rules:\n{rules}");
+    }
 
     let o = tmp("opt.plan");
     let o = o.to_str().unwrap();
@@ -254,5 +264,5 @@ fn optimizer_is_explained_and_controllable() {
     };
     let (all, none, two) = (kernels(&[]), kernels(&["--no-optimize"]), kernels(&["--max-steps", "2"]));
     assert!(all < two && two <= none, "optimized {all}, 2 steps {two}, unoptimized {none}");
-    assert!(kernels(&["--disable-rule", "conv_activation"]) > all);
+    assert!(kernels(&["--disable-rule", "epilogue_activation"]) > all);
 }

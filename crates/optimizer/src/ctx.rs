@@ -1,53 +1,62 @@
 //! What a rule may look at: the graph, every value's fact, and who produces and
 //! consumes each value.
+//!
+//! Nodes are named by ids that stay valid while the driver rewrites other parts of the
+//! graph; an id says nothing about position (use [`Ctx::before`] and [`Ctx::nodes`]).
 
-use sinter_ir::{Fact, Graph, Node, Tensor};
-use std::collections::{HashMap, HashSet};
+use crate::work::Work;
+use sinter_ir::{Fact, Node, Tensor};
 use std::sync::Arc;
 
+/// A read-only view of the graph being optimized, handed to [`Rule::apply`](crate::Rule::apply).
 pub struct Ctx<'a> {
-    pub graph: &'a Graph,
-    pub facts: &'a HashMap<String, Fact>,
-    producers: HashMap<&'a str, usize>,
-    consumers: HashMap<&'a str, Vec<usize>>,
-    outputs: HashSet<&'a str>,
+    work: &'a Work,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(graph: &'a Graph, facts: &'a HashMap<String, Fact>) -> Ctx<'a> {
-        let mut producers = HashMap::new();
-        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, n) in graph.nodes.iter().enumerate() {
-            for o in n.outputs.iter().filter(|o| !o.is_empty()) {
-                producers.insert(o.as_str(), i);
-            }
-            for v in n.inputs.iter().filter(|v| !v.is_empty()) {
-                let list = consumers.entry(v.as_str()).or_default();
-                if list.last() != Some(&i) {
-                    list.push(i);
-                }
-            }
-        }
-        let outputs = graph.outputs.iter().map(|o| o.name.as_str()).collect();
-        Ctx { graph, facts, producers, consumers, outputs }
+    pub(crate) fn new(work: &'a Work) -> Ctx<'a> {
+        Ctx { work }
     }
 
+    /// Node `i`. Ids come from the driver, [`Ctx::producer`], [`Ctx::consumers`] and
+    /// [`Ctx::nodes`], and are live while a rule runs.
+    ///
+    /// # Panics
+    /// When `i` is not such an id (a bug in the rule).
     pub fn node(&self, i: usize) -> &'a Node {
-        &self.graph.nodes[i]
+        match self.work.node(i) {
+            Some(n) => n,
+            None => panic!("node id {i} is not a node of the graph (ids come from the driver and the Ctx)"),
+        }
     }
 
-    /// The index of the node producing `value`, if a node does.
+    /// Every node id, in topological order.
+    pub fn nodes(&self) -> impl Iterator<Item = usize> + 'a {
+        self.work.ids()
+    }
+
+    /// True when node `a` comes before node `b` in the graph's topological order.
+    pub fn before(&self, a: usize, b: usize) -> bool {
+        self.work.key(a) < self.work.key(b)
+    }
+
+    /// How nodes `a` and `b` compare in topological order (for sorting ids).
+    pub fn order(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        self.work.key(a).cmp(&self.work.key(b))
+    }
+
+    /// The id of the node producing `value`, if a node does.
     pub fn producer(&self, value: &str) -> Option<usize> {
-        self.producers.get(value).copied()
+        self.work.producer(value)
     }
 
-    /// Indices of the nodes reading `value` (each once).
-    pub fn consumers(&self, value: &str) -> &[usize] {
-        self.consumers.get(value).map(Vec::as_slice).unwrap_or(&[])
+    /// Ids of the nodes reading `value` (each once), in graph order.
+    pub fn consumers(&self, value: &str) -> &'a [usize] {
+        self.work.consumers(value)
     }
 
     pub fn is_graph_output(&self, value: &str) -> bool {
-        self.outputs.contains(value)
+        self.work.is_graph_output(value)
     }
 
     /// True when only node `reader` reads `value` and the graph does not output it:
@@ -57,25 +66,19 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn fact(&self, value: &str) -> Option<&'a Fact> {
-        self.facts.get(value)
+        self.work.fact(value)
     }
 
     /// The value of `value` when it is a build-time constant.
     pub fn constant(&self, value: &str) -> Option<&'a Arc<Tensor>> {
-        self.facts.get(value).and_then(|f| f.value.as_ref())
+        self.fact(value).and_then(|f| f.value.as_ref())
     }
 
     /// A name not used by any value or node yet, derived from `base`.
     pub fn fresh_name(&self, base: &str) -> String {
-        let taken = |n: &str| {
-            self.producers.contains_key(n)
-                || self.graph.initializers.contains_key(n)
-                || self.graph.inputs.iter().any(|i| i.name == n)
-                || self.graph.nodes.iter().any(|x| x.name == n)
-        };
-        if !taken(base) {
+        if !self.work.name_taken(base) {
             return base.to_string();
         }
-        (1..).map(|i| format!("{base}_{i}")).find(|n| !taken(n)).unwrap_or_else(|| base.to_string())
+        (1..).map(|i| format!("{base}_{i}")).find(|n| !self.work.name_taken(n)).unwrap_or_else(|| base.to_string())
     }
 }

@@ -1,7 +1,9 @@
 //! Sinter's graph optimizer. A rewrite is a named [`Rule`] that looks at one node,
 //! checks every precondition and returns a [`Patch`] (or says why it refused); it never
 //! mutates the graph. The [`driver`] applies patches pass by pass to a fixpoint, checks
-//! the graph after every pass, and records what it did in a [`Report`].
+//! each patch where it touched the graph and the whole graph after every pass, and
+//! records what it did in a [`Report`].
+#![forbid(unsafe_code)]
 
 pub mod ctx;
 pub mod driver;
@@ -9,10 +11,11 @@ mod error;
 pub mod patch;
 pub mod report;
 pub mod rules;
+mod work;
 
 pub use ctx::Ctx;
-pub use driver::{optimize, Options, Pass};
-pub use error::OptError;
+pub use driver::{optimize, optimize_reference, Options, Pass};
+pub use error::{OptError, RewriteAt};
 pub use patch::Patch;
 pub use report::{Applied, Refusal, Report};
 
@@ -29,6 +32,6 @@ pub enum Outcome {
 /// A named rewrite rule.
 pub trait Rule: Send + Sync {
     fn name(&self) -> &'static str;
-    /// Looks at node `node` of `ctx.graph`; must not assume anything it has not checked.
+    /// Looks at node `node` (an id for [`Ctx::node`]); must not assume anything it has not checked.
     fn apply(&self, ctx: &Ctx, node: usize) -> Result<Outcome, sinter_ir::IrError>;
 }

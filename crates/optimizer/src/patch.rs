@@ -6,7 +6,7 @@ use std::sync::Arc;
 /// Nodes to remove, nodes to insert, value uses to redirect and constants to add.
 #[derive(Default)]
 pub struct Patch {
-    /// Indices (in the graph the rule saw) of the nodes to remove.
+    /// Ids (as [`Ctx`](crate::Ctx) gives them) of the nodes to remove.
     pub remove: Vec<usize>,
     /// New nodes; they take the place of the first removed node, then nodes are re-sorted.
     pub insert: Vec<Node>,
@@ -16,11 +16,15 @@ pub struct Patch {
 }
 
 impl Patch {
-    /// The names of the removed nodes, for the report.
+    /// The names of the removed nodes, for the report, when the ids are positions in
+    /// `graph` (as for a `Ctx` over a graph's nodes in order).
     pub fn removed_names(&self, graph: &Graph) -> Vec<String> {
         self.remove.iter().filter_map(|&i| graph.nodes.get(i)).map(|n| n.name.clone()).collect()
     }
 
+    /// Applies the patch to the whole of `graph`, reading ids as positions in
+    /// `graph.nodes`: what [`optimize_reference`](crate::optimize_reference) does after
+    /// every rewrite. The driver applies patches in place, to what they touch.
     pub fn apply(self, graph: &mut Graph) -> Result<()> {
         for (name, t) in self.initializers {
             match graph.initializers.get(&name) {

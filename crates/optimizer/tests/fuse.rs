@@ -8,10 +8,10 @@ use sinter_ir::half::f16;
 use sinter_ir::ops::fused::{BinOp, Fused, FusedElementwise, Step};
 use sinter_ir::{interp, AttrValue, DType, Graph, Node, Tensor};
 use sinter_optimizer::rules::{
-    default_passes, ConvActivation, ConvBiasAdd, ConvResidualAdd, ElementwiseChain, GeluErfPattern, GeluTanhPattern,
-    HardSwishPattern, LayerNormPattern, SiluPattern,
+    default_passes, ElementwiseChain, EpilogueActivation, EpilogueAdd, GeluErfPattern, GeluTanhPattern,
+    HardSwishPattern, LayerNormPattern, MatMulBias, SiluPattern,
 };
-use sinter_optimizer::{optimize, Options};
+use sinter_optimizer::Options;
 
 fn steps(n: &Node) -> Vec<Step> {
     let any = n.op.as_any();
@@ -60,7 +60,7 @@ fn fused_conv_round_trips_through_its_attributes() {
     let mut g = g;
     g.initializers.insert("lo".into(), std::sync::Arc::new(t(&[], vec![0.0])));
     g.initializers.insert("hi".into(), std::sync::Arc::new(t(&[], vec![0.5])));
-    let (out, _) = run_rules(&g, vec![Box::new(ConvActivation), Box::new(ConvResidualAdd)]);
+    let (out, _) = run_rules(&g, vec![Box::new(EpilogueActivation), Box::new(EpilogueAdd)]);
     assert_eq!(op_types(&out), ["FusedConv"]);
     let f = &out.nodes[0];
     assert_eq!(steps(f), [Step::Binary { op: BinOp::Add, swapped: false }, Step::Clip { min: 0.0, max: 0.5 }]);
@@ -112,10 +112,10 @@ fn fused_elementwise_computes_known_values() {
     }
 }
 
-// ---------- conv_activation ----------
+// ---------- epilogue_activation ----------
 
 #[test]
-fn conv_activation_fuses_each_base_op() {
+fn epilogue_activation_fuses_each_base_op() {
     let cases: Vec<(Graph, &str, Step)> = vec![
         (
             graph(&[X], &["z"], conv_inits(), vec![conv("y"), node("act", "Relu", &["y"], &["z"])]),
@@ -166,8 +166,8 @@ fn conv_activation_fuses_each_base_op() {
         ),
     ];
     for (k, (g, op, step)) in cases.into_iter().enumerate() {
-        let (out, report) = run_rule(&g, ConvActivation);
-        assert_eq!(report.count("conv_activation"), 1, "case {k}");
+        let (out, report) = run_rule(&g, EpilogueActivation);
+        assert_eq!(report.count("epilogue_activation"), 1, "case {k}");
         assert_eq!(op_types(&out), [op], "case {k}");
         assert_eq!(steps(&out.nodes[0]), [step], "case {k}");
         assert_eq!(out.nodes[0].fused_from.len(), 2, "case {k}");
@@ -176,7 +176,7 @@ fn conv_activation_fuses_each_base_op() {
 }
 
 #[test]
-fn conv_activation_absorbs_repeatedly_and_keeps_provenance() {
+fn epilogue_activation_absorbs_repeatedly_and_keeps_provenance() {
     let mut inits = conv_inits();
     inits.push(five());
     let g = graph(
@@ -196,8 +196,8 @@ fn conv_activation_absorbs_repeatedly_and_keeps_provenance() {
     g.initializers.insert("six".into(), std::sync::Arc::new(t(&[], vec![6.0])));
     g.nodes.remove(1);
     g.nodes[1].inputs[0] = "c".into();
-    let (out, report) = run_rule(&g, ConvActivation);
-    assert_eq!(report.count("conv_activation"), 2);
+    let (out, report) = run_rule(&g, EpilogueActivation);
+    assert_eq!(report.count("epilogue_activation"), 2);
     assert_eq!(op_types(&out), ["FusedConv"]);
     assert_eq!(steps(&out.nodes[0]), [Step::Clip { min: 0.0, max: 6.0 }, Step::HardSwish]);
     assert_eq!(fused_from(&out.nodes[0]), ["conv", "relu6", "hs"]);
@@ -207,7 +207,7 @@ fn conv_activation_absorbs_repeatedly_and_keeps_provenance() {
 #[test]
 fn conv_absorbs_a_chain_with_operands() {
     // Conv -> Mul(per-channel scale) -> Add(residual) -> Relu: the chain forms first,
-    // then conv_activation takes it with its operands.
+    // then epilogue_activation takes it with its operands.
     let mut inits = conv_inits();
     inits.push(("scale", rand_t(21, &[3, 1, 1])));
     let g = graph(
@@ -221,9 +221,9 @@ fn conv_absorbs_a_chain_with_operands() {
             node("relu", "Relu", &["s"], &["z"]),
         ],
     );
-    let (out, report) = run_rules(&g, vec![Box::new(ConvActivation), Box::new(ElementwiseChain)]);
+    let (out, report) = run_rules(&g, vec![Box::new(EpilogueActivation), Box::new(ElementwiseChain)]);
     assert_eq!(report.count("elementwise_chain"), 1, "{report}");
-    assert_eq!(report.count("conv_activation"), 2, "{report}");
+    assert_eq!(report.count("epilogue_activation"), 2, "{report}");
     assert_eq!(op_types(&out), ["FusedConv"]);
     assert_eq!(out.nodes[0].inputs, ["x", "w", "b", "scale", "r"]);
     assert_eq!(fused_from(&out.nodes[0]), ["conv", "mul", "add", "relu"]);
@@ -231,33 +231,33 @@ fn conv_absorbs_a_chain_with_operands() {
 }
 
 #[test]
-fn conv_activation_refuses_shared_output() {
+fn epilogue_activation_refuses_shared_output() {
     let g = graph(
         &[X],
         &["z", "w2"],
         conv_inits(),
         vec![conv("y"), node("act", "Relu", &["y"], &["z"]), node("other", "Neg", &["y"], &["w2"])],
     );
-    let (out, report) = run_rule(&g, ConvActivation);
+    let (out, report) = run_rule(&g, EpilogueActivation);
     assert_eq!(op_types(&out), ["Conv", "Relu", "Neg"]);
-    assert_refused(&report, "conv_activation", &["'y'", "also read by node 'other'"]);
+    assert_refused(&report, "epilogue_activation", &["'y'", "also read by node 'other'"]);
 }
 
 #[test]
-fn conv_activation_refuses_graph_output() {
+fn epilogue_activation_refuses_graph_output() {
     let g = graph(&[X], &["z", "y"], conv_inits(), vec![conv("y"), node("act", "Relu", &["y"], &["z"])]);
-    let (out, report) = run_rule(&g, ConvActivation);
+    let (out, report) = run_rule(&g, EpilogueActivation);
     assert_eq!(op_types(&out), ["Conv", "Relu"]);
-    assert_refused(&report, "conv_activation", &["'y'", "graph output"]);
+    assert_refused(&report, "epilogue_activation", &["'y'", "graph output"]);
 }
 
 #[test]
-fn conv_activation_refuses_non_constant_clip_bounds() {
+fn epilogue_activation_refuses_non_constant_clip_bounds() {
     let g =
         graph(&[X, ("hi", &[])], &["z"], conv_inits(), vec![conv("y"), node("clip", "Clip", &["y", "", "hi"], &["z"])]);
-    let (out, report) = run_rule(&g, ConvActivation);
+    let (out, report) = run_rule(&g, EpilogueActivation);
     assert_eq!(op_types(&out), ["Conv", "Clip"]);
-    assert_refused(&report, "conv_activation", &["bound 'hi'", "not an f32 constant"]);
+    assert_refused(&report, "epilogue_activation", &["bound 'hi'", "not an f32 constant"]);
 }
 
 /// `g` with every f32 input and initializer turned into f16.
@@ -273,25 +273,25 @@ fn to_f16(mut g: Graph) -> Graph {
 }
 
 #[test]
-fn conv_activation_refuses_f16() {
+fn epilogue_activation_refuses_f16() {
     let g = to_f16(graph(&[X], &["z"], conv_inits(), vec![conv("y"), node("act", "Relu", &["y"], &["z"])]));
-    let (out, report) = run_rule(&g, ConvActivation);
+    let (out, report) = run_rule(&g, EpilogueActivation);
     assert_eq!(op_types(&out), ["Conv", "Relu"]);
-    assert_refused(&report, "conv_activation", &["f16", "only f32"]);
+    assert_refused(&report, "epilogue_activation", &["f16", "only f32"]);
 }
 
-// ---------- conv_residual_add ----------
+// ---------- epilogue_add ----------
 
 #[test]
-fn conv_residual_add_then_activation() {
+fn epilogue_add_then_activation() {
     let g = graph(
         &[X, ("r", &[1, 3, 5, 5])],
         &["z"],
         conv_inits(),
         vec![conv("y"), node("add", "Add", &["r", "y"], &["s"]), node("act", "Relu", &["s"], &["z"])],
     );
-    let (out, report) = run_rules(&g, vec![Box::new(ConvActivation), Box::new(ConvResidualAdd)]);
-    assert_eq!(report.count("conv_residual_add"), 1);
+    let (out, report) = run_rules(&g, vec![Box::new(EpilogueActivation), Box::new(EpilogueAdd)]);
+    assert_eq!(report.count("epilogue_add"), 1);
     assert_eq!(op_types(&out), ["FusedConv"]);
     assert_eq!(steps(&out.nodes[0]), [Step::Binary { op: BinOp::Add, swapped: false }, Step::Relu]);
     assert_eq!(out.nodes[0].inputs, ["x", "w", "b", "r"]);
@@ -299,21 +299,21 @@ fn conv_residual_add_then_activation() {
 }
 
 #[test]
-fn conv_residual_add_accepts_per_channel_operand() {
+fn epilogue_add_accepts_per_channel_operand() {
     let mut inits = conv_inits();
     inits.push(("pc", rand_t(31, &[3, 1, 1])));
     let g = graph(&[X], &["s"], inits, vec![conv("y"), node("add", "Add", &["y", "pc"], &["s"])]);
-    let (out, _) = run_rule(&g, ConvResidualAdd);
+    let (out, _) = run_rule(&g, EpilogueAdd);
     assert_eq!(op_types(&out), ["FusedConv"]);
     assert_same_outputs(&g, &out, 32);
 }
 
 #[test]
-fn conv_residual_add_refuses_self_add_and_broadcast_up() {
+fn epilogue_add_refuses_self_add_and_broadcast_up() {
     let g = graph(&[X], &["s"], conv_inits(), vec![conv("y"), node("add", "Add", &["y", "y"], &["s"])]);
-    let (out, report) = run_rule(&g, ConvResidualAdd);
+    let (out, report) = run_rule(&g, EpilogueAdd);
     assert_eq!(op_types(&out), ["Conv", "Add"]);
-    assert_refused(&report, "conv_residual_add", &["adds 'y' to itself"]);
+    assert_refused(&report, "epilogue_add", &["adds 'y' to itself"]);
 
     let g = graph(
         &[X, ("r", &[2, 1, 3, 5, 5])],
@@ -321,25 +321,25 @@ fn conv_residual_add_refuses_self_add_and_broadcast_up() {
         conv_inits(),
         vec![conv("y"), node("add", "Add", &["y", "r"], &["s"])],
     );
-    let (out, report) = run_rule(&g, ConvResidualAdd);
+    let (out, report) = run_rule(&g, EpilogueAdd);
     assert_eq!(op_types(&out), ["Conv", "Add"]);
-    assert_refused(&report, "conv_residual_add", &["broadcasts 'y'"]);
+    assert_refused(&report, "epilogue_add", &["broadcasts 'y'"]);
 }
 
 #[test]
-fn conv_residual_add_refuses_shared_output() {
+fn epilogue_add_refuses_shared_output() {
     let g = graph(
         &[X, ("r", &[1, 3, 5, 5])],
         &["s", "n"],
         conv_inits(),
         vec![conv("y"), node("add", "Add", &["y", "r"], &["s"]), node("neg", "Neg", &["y"], &["n"])],
     );
-    let (out, report) = run_rule(&g, ConvResidualAdd);
+    let (out, report) = run_rule(&g, EpilogueAdd);
     assert_eq!(op_types(&out), ["Conv", "Add", "Neg"]);
-    assert_refused(&report, "conv_residual_add", &["also read by node 'neg'"]);
+    assert_refused(&report, "epilogue_add", &["also read by node 'neg'"]);
 }
 
-// ---------- conv_bias_add ----------
+// ---------- matmul_bias ----------
 
 fn matmul_bias(bias: Tensor) -> Graph {
     graph(
@@ -351,10 +351,10 @@ fn matmul_bias(bias: Tensor) -> Graph {
 }
 
 #[test]
-fn conv_bias_add_makes_a_bias() {
+fn matmul_bias_makes_a_bias() {
     let g = matmul_bias(rand_t(41, &[5]));
-    let (out, report) = run_rule(&g, ConvBiasAdd);
-    assert_eq!(report.count("conv_bias_add"), 1);
+    let (out, report) = run_rule(&g, MatMulBias);
+    assert_eq!(report.count("matmul_bias"), 1);
     assert_eq!(op_types(&out), ["FusedMatMul"]);
     assert_eq!(out.nodes[0].inputs, ["x", "w", "bias"]);
     assert!(steps(&out.nodes[0]).is_empty());
@@ -362,17 +362,17 @@ fn conv_bias_add_makes_a_bias() {
 
     // A [1, 5] vector becomes a new [5] initializer.
     let g = matmul_bias(rand_t(43, &[1, 5]));
-    let (out, _) = run_rule(&g, ConvBiasAdd);
+    let (out, _) = run_rule(&g, MatMulBias);
     assert_eq!(op_types(&out), ["FusedMatMul"]);
     assert_eq!(out.initializers[&out.nodes[0].inputs[2]].shape(), [5]);
     assert_same_outputs(&g, &out, 44);
 }
 
 #[test]
-fn conv_bias_add_refuses_non_vectors_and_runtime_values() {
-    let (out, report) = run_rule(&matmul_bias(rand_t(45, &[3, 5])), ConvBiasAdd);
+fn matmul_bias_refuses_non_vectors_and_runtime_values() {
+    let (out, report) = run_rule(&matmul_bias(rand_t(45, &[3, 5])), MatMulBias);
     assert_eq!(op_types(&out), ["MatMul", "Add"]);
-    assert_refused(&report, "conv_bias_add", &["'bias'", "not an f32 vector of the 5 output columns"]);
+    assert_refused(&report, "matmul_bias", &["'bias'", "not an f32 vector of the 5 output columns"]);
 
     let g = graph(
         &[("x", &[2, 4]), ("b", &[3])],
@@ -380,15 +380,15 @@ fn conv_bias_add_refuses_non_vectors_and_runtime_values() {
         vec![("w", rand_t(46, &[4, 3]))],
         vec![node("mm", "MatMul", &["x", "w"], &["y"]), node("add", "Add", &["y", "b"], &["z"])],
     );
-    let (out, report) = run_rule(&g, ConvBiasAdd);
+    let (out, report) = run_rule(&g, MatMulBias);
     assert_eq!(op_types(&out), ["MatMul", "Add"]);
-    assert_refused(&report, "conv_bias_add", &["'b' is not a constant"]);
+    assert_refused(&report, "matmul_bias", &["'b' is not a constant"]);
 
     let mut g = matmul_bias(rand_t(47, &[5]));
     g.outputs.push(sinter_ir::ValueInfo { name: "y".into(), dtype: DType::F32, dims: None });
-    let (out, report) = run_rule(&g, ConvBiasAdd);
+    let (out, report) = run_rule(&g, MatMulBias);
     assert_eq!(op_types(&out), ["MatMul", "Add"]);
-    assert_refused(&report, "conv_bias_add", &["graph output"]);
+    assert_refused(&report, "matmul_bias", &["graph output"]);
 }
 
 // ---------- hardswish_pattern ----------
@@ -818,8 +818,7 @@ fn default_passes_fuse_a_transformer_block_tail() {
             node("half", "Mul", &["m", "half"], &["z"]),
         ],
     );
-    let mut out = g.clone();
-    let report = optimize(&mut out, &input_facts(&g), &default_passes(), &Options::default()).unwrap();
+    let (out, report) = run_passes(&g, &default_passes(), &Options::default());
     assert_eq!(op_types(&out), ["FusedMatMul"], "{report}");
     assert_eq!(steps(&out.nodes[0]), [Step::GeluErf]);
     assert_eq!(out.nodes[0].fused_from.len(), 7);

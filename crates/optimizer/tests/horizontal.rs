@@ -155,17 +155,15 @@ fn only_matching_siblings_merge() {
     assert_same_outputs(&g, &out, 13);
 }
 
-/// Runs ConvActivation, then HorizontalConv, as two passes (the default pipeline's order).
+/// Runs EpilogueActivation, then HorizontalConv, as two passes (the default pipeline's order).
 fn fuse_then_merge(g: &Graph) -> (Graph, sinter_optimizer::Report) {
-    use sinter_optimizer::rules::ConvActivation;
-    use sinter_optimizer::{optimize, Options, Pass};
-    let mut out = g.clone();
+    use sinter_optimizer::rules::EpilogueActivation;
+    use sinter_optimizer::{Options, Pass};
     let passes = [
-        Pass { name: "fuse", rules: vec![Box::new(ConvActivation)] },
+        Pass { name: "fuse", rules: vec![Box::new(EpilogueActivation)] },
         Pass { name: "horizontal", rules: vec![Box::new(HorizontalConv)] },
     ];
-    let report = optimize(&mut out, &input_facts(g), &passes, &Options::default()).expect("optimize");
-    (out, report)
+    run_passes(g, &passes, &Options::default())
 }
 
 #[test]
@@ -247,7 +245,7 @@ fn matmuls_with_different_k_or_dynamic_b_are_refused() {
 
 #[test]
 fn default_pipeline_merges_fused_matmuls_with_bias() {
-    use sinter_optimizer::{optimize, rules::default_passes, Options};
+    use sinter_optimizer::{rules::default_passes, Options};
     let g = graph(
         &[("a", &[1, 4, 8])],
         &["rq", "rk"],
@@ -261,8 +259,7 @@ fn default_pipeline_merges_fused_matmuls_with_bias() {
             node("relu_k", "Relu", &["k1"], &["rk"]),
         ],
     );
-    let mut out = g.clone();
-    let report = optimize(&mut out, &input_facts(&g), &default_passes(), &Options::default()).expect("optimize");
+    let (out, report) = run_passes(&g, &default_passes(), &Options::default());
     assert_eq!(report.count("horizontal_matmul"), 1, "{report}");
     assert_eq!(op_types(&out).iter().filter(|o| o.contains("MatMul")).count(), 1, "{report}");
     assert_same_outputs(&g, &out, 16);

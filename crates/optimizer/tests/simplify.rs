@@ -9,7 +9,7 @@ use sinter_optimizer::rules::{
     default_passes, BatchNormToScaleShift, Cse, DeadNodes, FoldBatchNorm, FoldConstants, FoldMulAddIntoConv,
     ReshapeChain,
 };
-use sinter_optimizer::{optimize, Options};
+use sinter_optimizer::Options;
 
 // ---------- fold_constants ----------
 
@@ -813,8 +813,7 @@ fn default_passes_fold_conv_bn_and_split_lone_bn() {
             node("dead", "Neg", &["r"], &["unused"]),
         ],
     );
-    let mut out = g.clone();
-    let report = optimize(&mut out, &input_facts(&g), &default_passes(), &Options::default()).unwrap();
+    let (out, report) = run_passes(&g, &default_passes(), &Options::default());
     assert_eq!(report.count("fold_batchnorm"), 1);
     assert!(!op_types(&out).contains(&"BatchNormalization"));
     assert!(!op_types(&out).contains(&"Neg"));

@@ -177,10 +177,10 @@ impl Rule for HorizontalConv {
             return Ok(Outcome::Refused(reasons.join("; ")));
         }
         // The group is rewritten once, from its first node.
-        if group.iter().any(|c| c.index < i) {
+        if group.iter().any(|c| ctx.before(c.index, i)) {
             return Ok(Outcome::NotApplicable);
         }
-        group.sort_by_key(|c| c.index);
+        group.sort_by(|a, b| ctx.order(a.index, b.index));
 
         let ws: Vec<&Tensor> = group.iter().map(|c| c.w.as_ref()).collect();
         let weights = concat0(&ws)?;
@@ -351,10 +351,10 @@ impl Rule for HorizontalMatMul {
         if group.len() < 2 {
             return Ok(Outcome::Refused(reasons.join("; ")));
         }
-        if group.iter().any(|c| c.index < i) {
+        if group.iter().any(|c| ctx.before(c.index, i)) {
             return Ok(Outcome::NotApplicable);
         }
-        group.sort_by_key(|c| c.index);
+        group.sort_by(|a, b| ctx.order(a.index, b.index));
 
         let bs: Vec<&Tensor> = group.iter().map(|c| c.b.as_ref()).collect();
         // Group members have equal attributes, so equal transB.

@@ -6,8 +6,8 @@ mod identity;
 mod simplify;
 
 pub use fuse::{
-    ConvActivation, ConvBiasAdd, ConvResidualAdd, ElementwiseChain, GeluErfPattern, GeluTanhPattern, HardSwishPattern,
-    LayerNormPattern, SiluPattern,
+    ElementwiseChain, EpilogueActivation, EpilogueAdd, GeluErfPattern, GeluTanhPattern, HardSwishPattern,
+    LayerNormPattern, MatMulBias, SiluPattern,
 };
 pub use horizontal::{HorizontalConv, HorizontalMatMul};
 pub use identity::RemoveIdentity;
@@ -17,21 +17,25 @@ pub use simplify::{
 
 use crate::Pass;
 
-/// The passes `sinter build` runs, in order.
+/// The passes `sinter build` runs, in order. Constant folding runs alone first, so shape
+/// subgraphs are gone before any other rule looks at them. No later rule turns a
+/// computed value into a constant one, so folding need not run again.
 pub fn default_passes() -> Vec<Pass> {
-    let mut passes = vec![Pass {
-        name: "simplify",
-        rules: vec![
-            Box::new(FoldConstants),
-            Box::new(DeadNodes),
-            Box::new(RemoveIdentity),
-            Box::new(Cse),
-            Box::new(ReshapeChain),
-            Box::new(FoldBatchNorm),
-            Box::new(BatchNormToScaleShift),
-            Box::new(FoldMulAddIntoConv),
-        ],
-    }];
+    let mut passes = vec![
+        Pass { name: "fold", rules: vec![Box::new(FoldConstants)] },
+        Pass {
+            name: "simplify",
+            rules: vec![
+                Box::new(DeadNodes),
+                Box::new(RemoveIdentity),
+                Box::new(Cse),
+                Box::new(ReshapeChain),
+                Box::new(FoldBatchNorm),
+                Box::new(BatchNormToScaleShift),
+                Box::new(FoldMulAddIntoConv),
+            ],
+        },
+    ];
     passes.extend(fuse::passes());
     passes.push(Pass { name: "horizontal", rules: vec![Box::new(HorizontalConv), Box::new(HorizontalMatMul)] });
     passes

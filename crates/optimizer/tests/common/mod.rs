@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_ir::{interp, AttrValue, Attrs, DType, Dim, Fact, Graph, Node, Tensor, ValueInfo};
-use sinter_optimizer::{optimize, Options, Pass, Report, Rule};
+use sinter_optimizer::{optimize, optimize_reference, Options, Pass, Report, Rule};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -83,12 +83,41 @@ pub fn input_facts(g: &Graph) -> HashMap<String, Fact> {
     g.runtime_inputs().map(|vi| (vi.name.clone(), Fact::new(vi.dtype, fixed_shape(vi)))).collect()
 }
 
-/// Runs the driver with one pass holding `rules` on a copy of `g`.
+/// Runs the driver with one pass holding `rules` on a copy of `g` (checking that it
+/// agrees with the reference driver).
 pub fn run_rules(g: &Graph, rules: Vec<Box<dyn Rule>>) -> (Graph, Report) {
+    run_passes(g, &[Pass { name: "test", rules }], &Options::default())
+}
+
+/// Runs `passes` on a copy of `g` with the driver, and asserts that the reference driver
+/// (whole-graph inference and a restart after every rewrite) applies the same rewrites
+/// and reaches the same graph.
+pub fn run_passes(g: &Graph, passes: &[Pass], opts: &Options) -> (Graph, Report) {
     let mut out = g.clone();
-    let report =
-        optimize(&mut out, &input_facts(g), &[Pass { name: "test", rules }], &Options::default()).expect("optimize");
+    let report = optimize(&mut out, &input_facts(g), passes, opts).expect("optimize");
+    let mut reference = g.clone();
+    let expected = optimize_reference(&mut reference, &input_facts(g), passes, opts).expect("reference optimize");
+    assert_same_graph(&out, &reference);
+    assert_eq!(report.applied, expected.applied, "the driver and the reference applied different rewrites");
+    assert_eq!(report.refused, expected.refused, "the driver and the reference refused differently");
+    assert_eq!((report.steps, report.stopped_early), (expected.steps, expected.stopped_early));
     (out, report)
+}
+
+/// A node as comparable text: name, op type, opset, attributes, inputs, outputs, provenance.
+pub fn node_key(n: &Node) -> String {
+    format!(
+        "{} {} opset {} {:?} {:?} -> {:?} from {:?}",
+        n.name, n.op_type, n.opset, n.attrs, n.inputs, n.outputs, n.fused_from
+    )
+}
+
+/// Asserts two graphs have the same nodes in the same order, initializers and outputs.
+pub fn assert_same_graph(a: &Graph, b: &Graph) {
+    let (na, nb): (Vec<_>, Vec<_>) = (a.nodes.iter().map(node_key).collect(), b.nodes.iter().map(node_key).collect());
+    assert_eq!(na, nb, "nodes differ");
+    assert_eq!(a.initializers, b.initializers, "initializers differ");
+    assert_eq!(a.outputs, b.outputs, "outputs differ");
 }
 
 pub fn run_rule(g: &Graph, rule: impl Rule + 'static) -> (Graph, Report) {

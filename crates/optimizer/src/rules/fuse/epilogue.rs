@@ -52,15 +52,15 @@ fn refuse(reason: String) -> Result<Outcome> {
 /// Conv/ConvTranspose/Gemm/MatMul (or a fused one) followed by an activation
 /// (Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Gelu, Tanh, or a
 /// one-input FusedElementwise of such steps): the activation joins the epilogue.
-pub struct ConvActivation;
+pub struct EpilogueActivation;
 
-impl Rule for ConvActivation {
+impl Rule for EpilogueActivation {
     fn name(&self) -> &'static str {
-        "conv_activation"
+        "epilogue_activation"
     }
 
     fn apply(&self, ctx: &Ctx, i: usize) -> Result<Outcome> {
-        const R: &str = "conv_activation";
+        const R: &str = "epilogue_activation";
         let node = ctx.node(i);
         // A FusedElementwise brings its binary steps' inputs along.
         let (steps, extras) = match node.op.as_any().downcast_ref::<FusedElementwise>() {
@@ -106,15 +106,15 @@ fn as_add(node: &Node) -> Option<&str> {
 /// A convolution or matrix product (plain or fused) whose output is added to another
 /// tensor of its shape (a residual) or broadcast to it (per-channel values): the Add
 /// becomes an epilogue step, after which further activations can be absorbed.
-pub struct ConvResidualAdd;
+pub struct EpilogueAdd;
 
-impl Rule for ConvResidualAdd {
+impl Rule for EpilogueAdd {
     fn name(&self) -> &'static str {
-        "conv_residual_add"
+        "epilogue_add"
     }
 
     fn apply(&self, ctx: &Ctx, i: usize) -> Result<Outcome> {
-        const R: &str = "conv_residual_add";
+        const R: &str = "epilogue_add";
         let node = ctx.node(i);
         let Some(out) = as_add(node) else { return Ok(Outcome::NotApplicable) };
         let mut reason = None;
@@ -166,15 +166,15 @@ impl Rule for ConvResidualAdd {
 
 /// MatMul followed by an Add of a constant vector of the output's last dimension
 /// (`[N]`, or `[1, ..., 1, N]`): the vector becomes the FusedMatMul's bias.
-pub struct ConvBiasAdd;
+pub struct MatMulBias;
 
-impl Rule for ConvBiasAdd {
+impl Rule for MatMulBias {
     fn name(&self) -> &'static str {
-        "conv_bias_add"
+        "matmul_bias"
     }
 
     fn apply(&self, ctx: &Ctx, i: usize) -> Result<Outcome> {
-        const R: &str = "conv_bias_add";
+        const R: &str = "matmul_bias";
         let node = ctx.node(i);
         let Some(out) = as_add(node) else { return Ok(Outcome::NotApplicable) };
         let mut reason = None;
@@ -185,7 +185,7 @@ impl Rule for ConvBiasAdd {
             if BaseKind::of(&prod.op_type) != Some(BaseKind::MatMul) {
                 continue;
             }
-            // A FusedMatMul with a bias or an epilogue is conv_residual_add's candidate.
+            // A FusedMatMul with a bias or an epilogue is epilogue_add's candidate.
             if let Some(f) = prod.op.as_any().downcast_ref::<Fused>() {
                 if !f.epilogue.steps.is_empty() || prod.inputs.get(2).is_some_and(|b| !b.is_empty()) {
                     continue;

@@ -1,5 +1,5 @@
 //! Vertical fusion: elementwise work following a convolution or matrix product is
-//! folded into its epilogue (`conv_activation`, `conv_residual_add`, `conv_bias_add`),
+//! folded into its epilogue (`epilogue_activation`, `epilogue_add`, `matmul_bias`),
 //! decomposed activations and LayerNormalization written out op by op are recognized
 //! (the pattern rules), and remaining elementwise chains become one `FusedElementwise`.
 //!
@@ -11,7 +11,7 @@ mod epilogue;
 mod patterns;
 
 pub use chain::ElementwiseChain;
-pub use epilogue::{ConvActivation, ConvBiasAdd, ConvResidualAdd};
+pub use epilogue::{EpilogueActivation, EpilogueAdd, MatMulBias};
 pub use patterns::{GeluErfPattern, GeluTanhPattern, HardSwishPattern, LayerNormPattern, SiluPattern};
 
 use crate::{Ctx, Pass, Rule};
@@ -35,10 +35,10 @@ pub fn pattern_rules() -> Vec<Box<dyn Rule>> {
     ]
 }
 
-/// The epilogue and chain rules (pass "fuse"). `conv_bias_add` comes first so that a
+/// The epilogue and chain rules (pass "fuse"). `matmul_bias` comes first so that a
 /// MatMul's bias becomes a bias rather than an epilogue step.
 pub fn fusion_rules() -> Vec<Box<dyn Rule>> {
-    vec![Box::new(ConvBiasAdd), Box::new(ConvActivation), Box::new(ConvResidualAdd), Box::new(ElementwiseChain)]
+    vec![Box::new(MatMulBias), Box::new(EpilogueActivation), Box::new(EpilogueAdd), Box::new(ElementwiseChain)]
 }
 
 /// The value of a one-element f32 constant.

@@ -1,6 +1,6 @@
 //! Pattern rules: activations and LayerNormalization written out op by op, as
 //! exporters emit them, become one node. Activations become a one-step
-//! `FusedElementwise` (which `conv_activation` can then absorb).
+//! `FusedElementwise` (which `epilogue_activation` can then absorb).
 
 use super::{approx, clip_bounds};
 use super::{check_internal, dtype_of, f32_fact, producer_of, scalar, single_output, sources, verify};

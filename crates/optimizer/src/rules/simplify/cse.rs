@@ -43,8 +43,8 @@ impl Rule for Cse {
         }
         // An equal node reads the same non-constant input, if there is one.
         let candidates: Vec<usize> = match node.inputs.iter().find(|v| !v.is_empty() && ctx.constant(v).is_none()) {
-            Some(v) => ctx.consumers(v).iter().copied().filter(|&j| j < i).collect(),
-            None => (0..i).collect(),
+            Some(v) => ctx.consumers(v).iter().copied().filter(|&j| ctx.before(j, i)).collect(),
+            None => ctx.nodes().take_while(|&j| j != i).collect(),
         };
         let mut refusal = None;
         for j in candidates {

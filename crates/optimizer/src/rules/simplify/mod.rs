@@ -1,6 +1,6 @@
-//! Simplifications run before fusion: constant folding, dead code, reshape chains,
-//! common subexpressions, and folding per-channel affine ops (BatchNormalization,
-//! Mul, Add) into the weights of the Conv or Gemm before them.
+//! Simplifications run before fusion: constant folding (its own pass, "fold"), dead
+//! code, reshape chains, common subexpressions, and folding per-channel affine ops into
+//! the weights before them (BatchNormalization into a Conv or Gemm, Mul and Add into a Conv).
 
 mod affine;
 mod batchnorm;
