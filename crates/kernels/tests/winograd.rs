@@ -296,7 +296,8 @@ fn wrong_lengths_are_errors() {
         shape_err(conv.run(isa, &packed, &x, &mut y[1..], &none, &pool));
         let short = vec![0f32; m - 1];
         shape_err(conv.run(isa, &packed, &x, &mut y, &Epilogue { bias: Some(&short), ..none }, &pool));
-        let res = vec![0f32; m * oh * ow + 1];
+        // A residual one column wider than the output.
+        let res = vec![0f32; m * (oh * ow + 1)];
         let wide = Matrix::new(&res, m, oh * ow + 1, oh * ow + 1).unwrap();
         shape_err(conv.run(isa, &packed, &x, &mut y, &Epilogue { residual: Some(wide), ..none }, &pool));
         conv.run(isa, &packed, &x, &mut y, &none, &pool).unwrap();
