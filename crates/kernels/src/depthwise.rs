@@ -48,7 +48,7 @@
 
 use crate::error::{KernelError, Result};
 use crate::gemm::Activation;
-use crate::isa::Isa;
+use crate::tier::KernelTable;
 
 /// Lanes of the widest vector tier; the padded rows are sized for it whatever the tier,
 /// so [`scratch_floats`] does not depend on the tier.
@@ -230,7 +230,7 @@ fn ring_floats(g: &DwGeom) -> Option<usize> {
 /// overwritten). Fails on slices of the wrong size or a tier this CPU lacks.
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_conv2d(
-    isa: Isa,
+    tier: &KernelTable,
     g: &DwGeom,
     x: &[f32],
     w: &[f32],
@@ -239,7 +239,7 @@ pub fn depthwise_conv2d(
     y: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<()> {
-    let need = if isa == Isa::Scalar { 0 } else { scratch_floats(g) };
+    let need = if tier.window.is_none() { 0 } else { scratch_floats(g) };
     g.check("depthwise_conv2d", x, y, scratch, need)?;
     if w.len() != g.kh * g.kw {
         return Err(KernelError::Shape(format!(
@@ -249,16 +249,16 @@ pub fn depthwise_conv2d(
             g.kw
         )));
     }
-    if isa == Isa::Scalar {
+    let Some(window) = tier.window else {
         scalar_conv(g, x, w, bias, act, y);
         return Ok(());
-    }
+    };
     if let Some(ring) = ring_floats(g) {
-        if ring_conv(isa, g, 1, x, w, Some(std::slice::from_ref(&bias)), act, y, &mut scratch[..ring])? {
+        if ring_conv(tier, g, 1, x, w, Some(std::slice::from_ref(&bias)), act, y, &mut scratch[..ring])? {
             return Ok(());
         }
     }
-    run_window(isa, g, x, Reduce::Conv { w, bias, act }, y, &mut scratch[..g.padded_floats()])
+    run_window(window, g, x, Reduce::Conv { w, bias, act }, y, &mut scratch[..g.padded_floats()])
 }
 
 /// [`depthwise_conv2d`] over `c` consecutive channel planes in one call, which saves
@@ -269,7 +269,7 @@ pub fn depthwise_conv2d(
 /// `x[i]`, `w[i]` and `bias[i]` does. `scratch` as for [`depthwise_conv2d`].
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_conv2d_channels(
-    isa: Isa,
+    tier: &KernelTable,
     g: &DwGeom,
     c: usize,
     x: &[f32],
@@ -296,7 +296,7 @@ pub fn depthwise_conv2d_channels(
     if c == 0 {
         return Ok(());
     }
-    if isa != Isa::Scalar {
+    if tier.window.is_some() {
         if let Some(ring) = ring_floats(g) {
             if scratch.len() < ring {
                 return Err(KernelError::Shape(format!(
@@ -305,7 +305,7 @@ pub fn depthwise_conv2d_channels(
                     scratch_floats(g)
                 )));
             }
-            if ring_conv(isa, g, c, x, w, bias, act, y, &mut scratch[..ring])? {
+            if ring_conv(tier, g, c, x, w, bias, act, y, &mut scratch[..ring])? {
                 return Ok(());
             }
         }
@@ -313,18 +313,17 @@ pub fn depthwise_conv2d_channels(
     for i in 0..c {
         let b = bias.map_or(0.0, |b| b[i]);
         let yc = &mut y[i * out..][..out];
-        depthwise_conv2d(isa, g, &x[i * plane..][..plane], &w[i * taps..][..taps], b, act, yc, scratch)?;
+        depthwise_conv2d(tier, g, &x[i * plane..][..plane], &w[i * taps..][..taps], b, act, yc, scratch)?;
     }
     Ok(())
 }
 
-/// Runs the row-ring convolution of `c` planes on an x86 tier; `Ok(false)` where the
-/// tier has none (the caller then uses the window engine). The caller has checked the
-/// slice sizes against `g` and `c` and that `ring_floats(g) == Some(ring.len())`.
+/// Runs the row-ring convolution of `c` planes with `tier`'s ring code; `Ok(false)`
+/// where the tier has none (the caller then uses the window engine). The caller has
+/// checked the slice sizes against `g` and `c` and that `ring_floats(g) == Some(ring.len())`.
 #[allow(clippy::too_many_arguments)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn ring_conv(
-    isa: Isa,
+    tier: &KernelTable,
     g: &DwGeom,
     c: usize,
     x: &[f32],
@@ -334,10 +333,6 @@ fn ring_conv(
     y: &mut [f32],
     ring: &mut [f32],
 ) -> Result<bool> {
-    if !isa.supported() {
-        let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
-        return Err(KernelError::UnsupportedTier { tier: isa.name(), available });
-    }
     let ok = x.len() == c * g.h * g.w
         && w.len() == c * g.kh * g.kw
         && bias.is_none_or(|b| b.len() == c)
@@ -349,19 +344,28 @@ fn ring_conv(
     if g.oh == 0 || g.ow == 0 || c == 0 {
         return Ok(true);
     }
-    #[cfg(target_arch = "x86_64")]
-    match isa {
-        // SAFETY: the tier is supported (checked above) and the slices match `g`.
-        Isa::Avx512 => unsafe { avx512::ring_run(g, c, x, w, bias, act, y, ring) },
-        // SAFETY: as above.
-        Isa::Avx2 => unsafe { avx2::ring_run(g, c, x, w, bias, act, y, ring) },
-        _ => return Ok(false),
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    return Ok(false);
-    #[cfg(target_arch = "x86_64")]
+    let Some(ring_run) = tier.dw_ring else {
+        return Ok(false);
+    };
+    // SAFETY: a `KernelTable` exists only for tiers this CPU supports, and the slices
+    // match `g` (checked above).
+    unsafe { ring_run(g, c, x, w, bias, act, y, ring) };
     Ok(true)
 }
+
+/// A tier's row-ring convolution (see `ring_engine`).
+///
+/// # Safety
+/// The CPU supports the tier; the slices match `g` and `c` as `ring_conv` checks, and
+/// `ring` holds `ring_floats(g)` floats.
+pub(crate) type RingFn =
+    unsafe fn(&DwGeom, usize, &[f32], &[f32], Option<&[f32]>, Activation, &mut [f32], &mut [f32]);
+
+/// A tier's window engine (see `window_engine`): `(g, x, red, fill, y, padded)`.
+///
+/// # Safety
+/// The CPU supports the tier; the slices match `g` as `run_window` checks.
+pub(crate) type WindowFn = unsafe fn(&DwGeom, &[f32], Reduce, f32, &mut [f32], &mut [f32]);
 
 /// The scalar reference: for each tap, a contiguous (strided) run of valid outputs.
 fn scalar_conv(g: &DwGeom, x: &[f32], wts: &[f32], bias: f32, act: Activation, y: &mut [f32]) {
@@ -434,17 +438,13 @@ pub(crate) enum Reduce<'a> {
 /// checked the slice sizes (and, for `Avg`, that `rows`/`cols` hold `oh` / `ow` counts
 /// padded to a multiple of [`MAX_LANES`]).
 pub(crate) fn run_window(
-    isa: Isa,
+    window: WindowFn,
     g: &DwGeom,
     x: &[f32],
     red: Reduce,
     y: &mut [f32],
     padded: &mut [f32],
 ) -> Result<()> {
-    if !isa.supported() {
-        let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
-        return Err(KernelError::UnsupportedTier { tier: isa.name(), available });
-    }
     let ok = padded.len() == g.padded_floats()
         && x.len() == g.h * g.w
         && y.len() == g.oh * g.ow
@@ -460,18 +460,9 @@ pub(crate) fn run_window(
         return Ok(());
     }
     let fill = if matches!(red, Reduce::Max) { f32::NEG_INFINITY } else { 0.0 };
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the tier is supported (checked above) and the slices match `g`.
-        Isa::Avx2 => unsafe { avx2::run(g, x, red, fill, y, padded) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Isa::Avx512 => unsafe { avx512::run(g, x, red, fill, y, padded) },
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: as above.
-        Isa::Neon => unsafe { neon::run(g, x, red, fill, y, padded) },
-        _ => return Err(KernelError::Shape(format!("window engine: no {isa} variant"))),
-    }
+    // SAFETY: `window` came from a `KernelTable`, which exist only for tiers this CPU
+    // supports, and the slices match `g` (checked above).
+    unsafe { window(g, x, red, fill, y, padded) };
     Ok(())
 }
 
@@ -677,7 +668,7 @@ macro_rules! window_engine {
         /// # Safety
         /// The CPU supports the tier; the slices match `g` as `run_window` checks.
         #[target_feature(enable = $feat)]
-        pub(super) unsafe fn run(g: &DwGeom, x: &[f32], red: Reduce, fill: f32, y: &mut [f32], padded: &mut [f32]) {
+        pub(crate) unsafe fn run(g: &DwGeom, x: &[f32], red: Reduce, fill: f32, y: &mut [f32], padded: &mut [f32]) {
             let row_len = g.sw * g.phase_len;
             pad_plane(g, x, fill, padded, |s, d| gather2(s, d));
             // Every index the blocks read is below `padded.len()`: padded rows up to
@@ -966,7 +957,7 @@ macro_rules! ring_engine {
         /// checks, and `ring` holds `ring_floats(g)` floats.
         #[target_feature(enable = $feat)]
         #[allow(clippy::too_many_arguments)]
-        pub(super) unsafe fn ring_run(
+        pub(crate) unsafe fn ring_run(
             g: &DwGeom,
             c: usize,
             x: &[f32],
@@ -1142,7 +1133,7 @@ macro_rules! ring_engine {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(crate) mod avx512 {
     use std::arch::x86_64::*;
     type V = __m512;
     const L: usize = 16;
@@ -1337,7 +1328,7 @@ mod avx512 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use std::arch::x86_64::*;
     type V = __m256;
     const L: usize = 8;
@@ -1518,7 +1509,7 @@ mod avx2 {
 
 #[cfg(target_arch = "aarch64")]
 #[allow(unused_unsafe)]
-mod neon {
+pub(crate) mod neon {
     use std::arch::aarch64::*;
     type V = float32x4_t;
     const L: usize = 4;

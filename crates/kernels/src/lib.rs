@@ -14,6 +14,7 @@ pub mod isa;
 pub mod norm;
 pub mod pooling;
 pub mod thread_pool;
+pub mod tier;
 pub mod winograd;
 
 pub use depthwise::{depthwise_conv2d, DwGeom};
@@ -22,3 +23,4 @@ pub use gemm::{pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, Matri
 pub use isa::Isa;
 pub use pooling::{pool2d, PoolGeom, PoolKind};
 pub use thread_pool::ThreadPool;
+pub use tier::KernelTable;

@@ -11,7 +11,7 @@ use super::{Activation, MR};
 use std::arch::x86_64::*;
 
 /// Columns per B panel.
-pub(super) const NR: usize = 24;
+pub(crate) const NR: usize = 24;
 const LANES: usize = 8;
 const HALF: usize = 4;
 /// k steps ahead that the B panel is prefetched.
@@ -19,7 +19,7 @@ const PF_DIST: usize = 8;
 
 /// SAFETY: AVX2 and FMA must be available and the tile valid as documented on [`Tile`].
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn tile(t: &Tile) {
+pub(crate) unsafe fn tile(t: &Tile) {
     for h in 0..MR / HALF {
         if h * HALF >= t.rows {
             break;

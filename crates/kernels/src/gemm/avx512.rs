@@ -12,14 +12,14 @@ use super::{Activation, MR};
 use std::arch::x86_64::*;
 
 /// Columns per B panel.
-pub(super) const NR: usize = 48;
+pub(crate) const NR: usize = 48;
 const LANES: usize = 16;
 /// k steps ahead that the B panel is prefetched (it streams from L2).
 const PF_DIST: usize = 8;
 
 /// SAFETY: AVX-512F must be available and the tile valid as documented on [`Tile`].
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn tile(t: &Tile) {
+pub(crate) unsafe fn tile(t: &Tile) {
     // SAFETY: forwarded caller contract.
     unsafe {
         match t.cols.div_ceil(LANES) {
