@@ -358,8 +358,7 @@ fn ring_conv(
 /// # Safety
 /// The CPU supports the tier; the slices match `g` and `c` as `ring_conv` checks, and
 /// `ring` holds `ring_floats(g)` floats.
-pub(crate) type RingFn =
-    unsafe fn(&DwGeom, usize, &[f32], &[f32], Option<&[f32]>, Activation, &mut [f32], &mut [f32]);
+pub(crate) type RingFn = unsafe fn(&DwGeom, usize, &[f32], &[f32], Option<&[f32]>, Activation, &mut [f32], &mut [f32]);
 
 /// A tier's window engine (see `window_engine`): `(g, x, red, fill, y, padded)`.
 ///

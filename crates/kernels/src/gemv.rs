@@ -9,8 +9,8 @@
 
 use crate::error::{KernelError, Result};
 use crate::gemm::{Activation, PackedA, MR};
-use crate::tier::KernelTable;
 use crate::thread_pool::ThreadPool;
+use crate::tier::KernelTable;
 
 /// K steps per accumulator set; four sets hide the FMA latency.
 const UNROLL: usize = 4;

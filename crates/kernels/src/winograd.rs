@@ -36,8 +36,8 @@
 
 use crate::error::{KernelError, Result};
 use crate::gemm::{pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, PackedA, RowFn};
-use crate::tier::KernelTable;
 use crate::thread_pool::ThreadPool;
+use crate::tier::KernelTable;
 use std::cell::RefCell;
 use std::ops::{Add, Mul, Sub};
 use std::sync::{Mutex, OnceLock};
@@ -1249,8 +1249,7 @@ unsafe fn dispatch_output(
 ///
 /// # Safety
 /// As [`output_block`]; the CPU must support the tier the function belongs to.
-pub(crate) type OutputFn =
-    unsafe fn(&Geo, &[f32], usize, usize, usize, usize, SyncPtr, &WinogradEpilogue, &mut [f32]);
+pub(crate) type OutputFn = unsafe fn(&Geo, &[f32], usize, usize, usize, usize, SyncPtr, &WinogradEpilogue, &mut [f32]);
 
 /// Output transforms of the portable tier, by [`WinogradTile::index`].
 pub(crate) const OUTPUT_PORTABLE: [OutputFn; 2] = [output_portable::<K2>, output_portable::<K4>];

@@ -13,8 +13,8 @@
 //! ```
 
 use super::{Activation, BSource, Epilogue, PackedA, MR};
-use crate::tier::KernelTable;
 use crate::thread_pool::ThreadPool;
+use crate::tier::KernelTable;
 use std::cell::RefCell;
 
 /// One micro-kernel call: an `MR × NR` tile of C over one K block.

@@ -32,8 +32,8 @@ pub(crate) mod neon;
 pub(crate) mod tail;
 
 use crate::error::{KernelError, Result};
-use crate::tier::KernelTable;
 use crate::thread_pool::ThreadPool;
+use crate::tier::KernelTable;
 
 pub use driver::nr_for;
 

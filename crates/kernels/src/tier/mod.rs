@@ -81,14 +81,24 @@ impl KernelTable {
         KernelTable::for_isa(Isa::selected()?)
     }
 
+    /// The tables of the tiers this CPU supports, slowest first.
+    pub fn available() -> Vec<&'static KernelTable> {
+        Isa::available().into_iter().filter_map(|i| KernelTable::for_isa(i).ok()).collect()
+    }
+
     /// The portable reference tier, which runs everywhere.
     pub fn scalar() -> &'static KernelTable {
         &scalar::TABLE
     }
 
-    /// The tier's name.
+    /// The tier.
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// The tier's name (as `SINTER_CPU` spells it).
+    pub fn name(&self) -> &'static str {
+        self.isa.name()
     }
 }
 

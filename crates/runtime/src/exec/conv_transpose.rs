@@ -165,7 +165,7 @@ impl Exec for ConvT2d {
                             let len = chunk.min(in_size - j0);
                             let b = Matrix::new(&xg[j0..], cg, len, in_size).map_err(kerr)?;
                             let col = &mut col[..rows * len];
-                            sinter_kernels::sgemm(cx.isa, &a, &b, col, len, &Epilogue::default(), cx.pool)
+                            sinter_kernels::sgemm(cx.tier, &a, &b, col, len, &Epilogue::default(), cx.pool)
                                 .map_err(kerr)?;
                             self.col2im_add(col, j0, len, yg);
                             j0 += len;
@@ -173,7 +173,7 @@ impl Exec for ConvT2d {
                         for (r, yp) in yg.chunks_exact_mut(plane).enumerate() {
                             let b = bias.map(|b| b[g * mg + r]);
                             finish_row(
-                                cx.isa,
+                                cx.tier,
                                 &self.g.steps,
                                 &self.g.operands,
                                 self.g.ow,

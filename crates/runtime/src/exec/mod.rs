@@ -20,13 +20,13 @@ use registry::{Accept, Why};
 use sinter_ir::ops::fused::{BaseKind, Fused, Step};
 use sinter_ir::ops::Op;
 use sinter_ir::{Result, View, ViewMut};
-use sinter_kernels::{Isa, ThreadPool};
+use sinter_kernels::{KernelTable, ThreadPool};
 use sinter_plan::PackLayout;
 use std::sync::Arc;
 
-/// What a kernel runs with: the CPU tier and the context's thread pool.
+/// What a kernel runs with: the CPU tier's kernel table and the context's thread pool.
 pub(crate) struct RunCtx<'a> {
-    pub isa: Isa,
+    pub tier: &'static KernelTable,
     pub pool: &'a ThreadPool,
 }
 

@@ -23,7 +23,7 @@ use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
 use sinter_kernels::activation::{self, Unary};
 use sinter_kernels::winograd::{WinogradConv, WinogradEpilogue, WinogradTile};
-use sinter_kernels::{Activation, Epilogue, Isa, Matrix, PackedA};
+use sinter_kernels::{Activation, Epilogue, KernelTable, Matrix, PackedA};
 use sinter_plan::PackLayout;
 use std::cell::RefCell;
 
@@ -245,7 +245,7 @@ impl Conv2d {
     #[allow(clippy::too_many_arguments)]
     fn finish_row(
         &self,
-        isa: Isa,
+        tier: &KernelTable,
         img: usize,
         mc: usize,
         j0: usize,
@@ -253,7 +253,7 @@ impl Conv2d {
         bias: Option<f32>,
         extras: &[&[f32]],
     ) {
-        finish_row(isa, &self.g.steps, &self.g.operands, self.g.ow, (img, mc, j0), row, bias, extras);
+        finish_row(tier, &self.g.steps, &self.g.operands, self.g.ow, (img, mc, j0), row, bias, extras);
     }
 
     /// Input elements per row phase of a depthwise plane: with stride `sw`, each input
@@ -362,7 +362,7 @@ impl Conv2d {
                         let wc = &wt[mc0 * kdim..][..c * kdim];
                         let bc = bias.map(|b| &b[mc0..mc0 + c]);
                         let r = sinter_kernels::depthwise::depthwise_conv2d_channels(
-                            cx.isa, g, c, xc, wc, bc, act, yc, &mut s,
+                            cx.tier, g, c, xc, wc, bc, act, yc, &mut s,
                         );
                         if r.is_err() {
                             failed.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -370,7 +370,7 @@ impl Conv2d {
                         }
                         if !in_register {
                             for (k, yp) in yc.chunks_exact_mut(cols).enumerate() {
-                                self.finish_row(cx.isa, img, mc0 + k, 0, yp, None, extras);
+                                self.finish_row(cx.tier, img, mc0 + k, 0, yp, None, extras);
                             }
                         }
                         i0 = i1;
@@ -382,7 +382,7 @@ impl Conv2d {
                     let xc = &x[i * plane..][..plane];
                     let (wc, b) = (&wt[mc * kdim..][..kdim], bias.map_or(0.0, |b| b[mc]));
                     self.depthwise_plane(xc, wc, b, yc, &mut s[..need]);
-                    self.finish_row(cx.isa, i / self.g.m, mc, 0, yc, None, extras);
+                    self.finish_row(cx.tier, i / self.g.m, mc, 0, yc, None, extras);
                 }
             })
         });
@@ -431,7 +431,7 @@ impl Conv2d {
                 im2col::pad_split(self, &padded, &xg[c0 * plane..c1 * plane], out);
             });
             let b = im2col::ConvB { conv: self, x: &buf[..need], layout: im2col::Layout::Padded(padded) };
-            sinter_kernels::sgemm(cx.isa, a, &b, yg, cols, epi, cx.pool)
+            sinter_kernels::sgemm(cx.tier, a, &b, yg, cols, epi, cx.pool)
         })
     }
 
@@ -448,7 +448,7 @@ impl Conv2d {
         let b = im2col::ConvB { conv: self, x: xg, layout: im2col::Layout::Plain };
         let small = cols <= MATERIALIZE_COLS && kdim.saturating_mul(cols) <= MATERIALIZE_FLOATS;
         if !small {
-            return sinter_kernels::sgemm(cx.isa, a, &b, yg, cols, epi, cx.pool);
+            return sinter_kernels::sgemm(cx.tier, a, &b, yg, cols, epi, cx.pool);
         }
         IM2COL.with(|buf| {
             let mut buf = buf.borrow_mut();
@@ -462,7 +462,7 @@ impl Conv2d {
                 }
             });
             let m = Matrix::new(buf, kdim, cols, cols)?;
-            sinter_kernels::sgemm(cx.isa, a, &m, yg, cols, epi, cx.pool)
+            sinter_kernels::sgemm(cx.tier, a, &m, yg, cols, epi, cx.pool)
         })
     }
 
@@ -483,7 +483,7 @@ impl Conv2d {
             let xi = &x[img * self.g.c * plane..][..self.g.c * plane];
             let yi = &mut y[img * self.g.m * cols..][..self.g.m * cols];
             let post = |mc: usize, j0: usize, row: &mut [f32]| {
-                self.finish_row(cx.isa, img, mc, j0, row, None, extras);
+                self.finish_row(cx.tier, img, mc, j0, row, None, extras);
             };
             let residual = if self.fused.residual {
                 let o = self.g.operands[0];
@@ -497,7 +497,7 @@ impl Conv2d {
                 act: self.fused.act,
                 post: if self.fused.post { Some(&post) } else { None },
             };
-            wc.run(cx.isa, packed, xi, yi, &epi, cx.pool).map_err(kerr)?;
+            wc.run(cx.tier, packed, xi, yi, &epi, cx.pool).map_err(kerr)?;
         }
         Ok(())
     }
@@ -574,7 +574,7 @@ pub(crate) fn epilogue_inputs<'a>(
 /// step functions so the values are exactly those of the reference epilogue.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn finish_row(
-    isa: Isa,
+    tier: &KernelTable,
     steps: &[Step],
     operands: &[Operand],
     ow: usize,
@@ -589,7 +589,7 @@ pub(crate) fn finish_row(
     let mut k = 0;
     for &step in steps {
         let Step::Binary { op, swapped } = step else {
-            apply_unary_step(isa, step, row);
+            apply_unary_step(tier, step, row);
             continue;
         };
         let (o, data) = (operands[k], extras[k]);
@@ -613,7 +613,7 @@ pub(crate) fn finish_row(
 /// GELUs) by the vectorized kernels of `sinter-kernels` (within a few ulp of the
 /// reference's formulas, which evaluate GELU in f64 one element at a time), the others
 /// by `sinter-ir`'s own step function, exactly.
-fn apply_unary_step(isa: Isa, step: Step, row: &mut [f32]) {
+fn apply_unary_step(tier: &KernelTable, step: Step, row: &mut [f32]) {
     let f = match step {
         Step::Sigmoid => Unary::Sigmoid,
         Step::Silu => Unary::Silu,
@@ -624,7 +624,7 @@ fn apply_unary_step(isa: Isa, step: Step, row: &mut [f32]) {
     };
     // The tier was validated when the engine was made; the fallback only keeps this
     // total.
-    if activation::apply(isa, f, row).is_err() {
+    if activation::apply(tier, f, row).is_err() {
         apply_unary(step, row);
     }
 }
@@ -672,7 +672,7 @@ impl Exec for Conv2d {
                     let yg = &mut y[(img * self.g.m + g * mg) * cols..][..mg * cols];
                     let bias = bias.map(|b| &b[g * mg..][..mg]);
                     let post = |r: usize, j0: usize, row: &mut [f32]| {
-                        self.finish_row(cx.isa, img, g * mg + r, j0, row, None, extras);
+                        self.finish_row(cx.tier, img, g * mg + r, j0, row, None, extras);
                     };
                     let residual = if self.fused.residual {
                         let o = self.g.operands[0];
@@ -689,7 +689,7 @@ impl Exec for Conv2d {
                     };
                     if self.pointwise() {
                         let b = Matrix::new(xg, cg, cols, cols).map_err(kerr)?;
-                        sinter_kernels::sgemm(cx.isa, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)?;
+                        sinter_kernels::sgemm(cx.tier, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)?;
                     } else {
                         self.gemm_im2col(xg, &a, yg, &epi, cx).map_err(kerr)?;
                     }
