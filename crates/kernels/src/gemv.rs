@@ -156,6 +156,7 @@ pub fn sgemv(
 struct YPtr(*mut f32);
 // SAFETY: tasks write disjoint row ranges behind the pointer (see `sgemv`).
 unsafe impl Send for YPtr {}
+// SAFETY: as above.
 unsafe impl Sync for YPtr {}
 impl YPtr {
     fn get(self) -> *mut f32 {

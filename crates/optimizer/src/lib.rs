@@ -3,6 +3,8 @@
 //! mutates the graph. The [`driver`] applies patches pass by pass to a fixpoint, checks
 //! the graph after every pass, and records what it did in a [`Report`].
 
+#![forbid(unsafe_code)]
+
 pub mod ctx;
 pub mod driver;
 mod error;

@@ -45,13 +45,17 @@ fn lane_mask(cols: usize, v: usize) -> __mmask16 {
 /// (and -0.0 for -0.0), and Clip tests `x < lo` on the input, as the scalar code does.
 #[inline(always)]
 unsafe fn activate(act: Activation, x: __m512) -> __m512 {
-    match act {
-        Activation::None => x,
-        Activation::Relu => _mm512_max_ps(_mm512_setzero_ps(), x),
-        Activation::Clip { lo, hi } => {
-            let upper = _mm512_min_ps(_mm512_set1_ps(hi), x);
-            let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(lo));
-            _mm512_mask_blend_ps(below, upper, _mm512_set1_ps(lo))
+    // SAFETY: register-only intrinsics; callers run with the tier's features enabled
+    // (this function's `# Safety` contract).
+    unsafe {
+        match act {
+            Activation::None => x,
+            Activation::Relu => _mm512_max_ps(_mm512_setzero_ps(), x),
+            Activation::Clip { lo, hi } => {
+                let upper = _mm512_min_ps(_mm512_set1_ps(hi), x);
+                let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(lo));
+                _mm512_mask_blend_ps(below, upper, _mm512_set1_ps(lo))
+            }
         }
     }
 }

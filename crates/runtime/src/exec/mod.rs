@@ -42,6 +42,7 @@ struct SyncPtr(*mut f32);
 // SAFETY: tasks write pairwise disjoint ranges behind the pointer (see `par_chunks`),
 // and the parallel loop returns only after every task has finished.
 unsafe impl Send for SyncPtr {}
+// SAFETY: as above.
 unsafe impl Sync for SyncPtr {}
 
 impl SyncPtr {
