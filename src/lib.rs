@@ -13,5 +13,7 @@
 //!
 //! For a loop that allocates nothing per run, take an execution [`Context`] from the
 //! engine (one per thread), set its inputs and call [`Context::run`].
+
+#![forbid(unsafe_code)]
 pub use sinter_ir::{DType, Tensor, View};
 pub use sinter_runtime::{Context, Engine, IoInfo, RuntimeError as Error};

@@ -1,6 +1,9 @@
 //! Running a context allocates nothing once it is warm: no heap allocation, on any
 //! thread, during steady-state inference of the bundled real model.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use sinter_builder::{build_onnx, parse_shapes, BuildOptions};
 use sinter_runtime::{Engine, RuntimeOptions, Tensor};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -18,16 +21,19 @@ unsafe impl GlobalAlloc for Counting {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
-        System.alloc(layout)
+        // SAFETY: the caller's `GlobalAlloc::alloc` contract, forwarded unchanged.
+        unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
+        // SAFETY: `ptr` came from `alloc`/`realloc` above, i.e. from `System`, with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
-        System.realloc(ptr, layout, new_size)
+        // SAFETY: as `dealloc`; `new_size` obeys the caller's `realloc` contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
 

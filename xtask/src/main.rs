@@ -10,6 +10,8 @@
 //! - `cargo xtask compare MODEL.onnx --shapes ... --threads N` (or `--all`): time Sinter and
 //!   onnxruntime on the same model and inputs in one run; print both latencies and their ratio.
 
+#![forbid(unsafe_code)]
+
 mod compare;
 mod conformance;
 mod optable;

@@ -2,6 +2,8 @@
 //! infers every shape (folding constant subgraphs on the way), drops what the
 //! outputs do not need, lays the weights out and plans the activation arena.
 
+#![forbid(unsafe_code)]
+
 mod alias;
 mod error;
 mod log;

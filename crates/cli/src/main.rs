@@ -1,5 +1,7 @@
 //! `sinter`: build a plan from ONNX, run it, inspect it, benchmark it.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod build;
 mod dot;

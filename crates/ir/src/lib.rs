@@ -2,6 +2,9 @@
 //! dtype inference (which also folds constants) and a reference interpreter
 //! that defines what every op means.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub use half;
 
 pub mod attrs;

@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use sinter_kernels::gemm::peak::measure_fma_gflops;
 use std::time::Duration;
 
-use sinter_kernels::{pack_a, packed_a_len, sgemm, Activation, Epilogue, Isa, Matrix, PackedA, ThreadPool};
+use sinter_kernels::{pack_a, packed_a_len, sgemm, Activation, Epilogue, KernelTable, Matrix, PackedA, ThreadPool};
 
 /// `(m, n, k)`: square sizes, and ResNet-50-like convolutions as GEMMs
 /// (m = out channels, n = output pixels, k = in channels × kernel area).
@@ -23,10 +23,10 @@ const SHAPES: [(usize, usize, usize); 6] = [
 ];
 
 fn bench(c: &mut Criterion) {
-    for isa in Isa::available() {
-        match measure_fma_gflops(isa) {
-            Ok(peak) => println!("{isa}: measured FMA peak {peak:.1} GFLOP/s on one thread"),
-            Err(e) => println!("{isa}: {e}"),
+    for tier in KernelTable::available() {
+        match measure_fma_gflops(tier) {
+            Ok(peak) => println!("{tier}: measured FMA peak {peak:.1} GFLOP/s on one thread"),
+            Err(e) => println!("{tier}: {e}"),
         }
     }
     for threads in [1, 2] {
@@ -45,10 +45,10 @@ fn bench(c: &mut Criterion) {
             let epi = Epilogue { bias: Some(&bias), act: Activation::Relu, ..Epilogue::default() };
             let mut out = vec![0.0; m * n];
             group.throughput(Throughput::Elements((2 * m * n * k) as u64));
-            for isa in Isa::available() {
-                let id = BenchmarkId::new(isa.name(), format!("{m}x{n}x{k}"));
+            for tier in KernelTable::available() {
+                let id = BenchmarkId::new(tier.name(), format!("{m}x{n}x{k}"));
                 group.bench_function(id, |bch| {
-                    bch.iter(|| sgemm(isa, &pa, &bm, &mut out, n, &epi, &pool).expect("sgemm"))
+                    bch.iter(|| sgemm(tier, &pa, &bm, &mut out, n, &epi, &pool).expect("sgemm"))
                 });
             }
         }

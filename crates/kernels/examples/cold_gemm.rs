@@ -6,7 +6,7 @@
 //! `[SINTER_CPU=tier] cargo run --release -p sinter-kernels --example cold_gemm -- [THREADS [m n k ...]]`
 //! (default: 2 threads, ResNet-50's 1×1 and 3×3 shapes on 14×14 and 7×7 maps).
 
-use sinter_kernels::{pack_a, packed_a_len, sgemm, Epilogue, Isa, Matrix, PackedA, ThreadPool};
+use sinter_kernels::{pack_a, packed_a_len, sgemm, Epilogue, KernelTable, Matrix, PackedA, ThreadPool};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vec![(512, 49, 4608), (2048, 49, 512), (512, 49, 2048), (256, 196, 1024), (1024, 196, 256), (64, 3136, 256)]
     };
     let pool = ThreadPool::new(threads);
-    let isa = Isa::selected()?;
+    let tier = KernelTable::selected()?;
     for (m, n, k) in shapes {
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0).collect();
         let mut packed = vec![0.0; packed_a_len(m, k)];
@@ -32,13 +32,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for i in 0..(copies.len() * 4).max(40) {
             let a = PackedA::new(&copies[i % copies.len()], m, k)?;
             let start = Instant::now();
-            sgemm(isa, &a, &b, &mut c, n, &Epilogue::default(), &pool)?;
+            sgemm(tier, &a, &b, &mut c, n, &Epilogue::default(), &pool)?;
             times.push(start.elapsed().as_secs_f64());
         }
         times.sort_by(f64::total_cmp);
         let median = times[times.len() / 2];
         println!(
-            "{isa} {threads}T {m:>5}x{n:<5}x{k:<5} median {:.3} ms  {:6.1} GFLOP/s  A streamed at {:.1} GB/s",
+            "{tier} {threads}T {m:>5}x{n:<5}x{k:<5} median {:.3} ms  {:6.1} GFLOP/s  A streamed at {:.1} GB/s",
             median * 1e3,
             2.0 * (m * n * k) as f64 / median / 1e9,
             (packed.len() * 4) as f64 / median / 1e9

@@ -4,7 +4,7 @@
 
 use sinter_kernels::depthwise::{depthwise_conv2d, depthwise_conv2d_channels, scratch_floats, DwGeom};
 use sinter_kernels::pooling::{pool2d, pool_scratch_floats, PoolGeom, PoolKind};
-use sinter_kernels::{Activation, Isa, ThreadPool};
+use sinter_kernels::{Activation, Isa, KernelTable, ThreadPool};
 use std::time::Instant;
 
 /// Seconds this thread has run on a CPU (Linux `CLOCK_THREAD_CPUTIME_ID`), so that
@@ -61,7 +61,8 @@ fn main() {
     let filter = std::env::args().nth(1).unwrap_or_default();
     // SINTER_DW_TIER=avx512 (say) keeps only that tier.
     let only = std::env::var("SINTER_DW_TIER").unwrap_or_default();
-    let tiers: Vec<Isa> = Isa::available().into_iter().filter(|i| only.is_empty() || i.name() == only).collect();
+    let tiers: Vec<&KernelTable> =
+        KernelTable::available().into_iter().filter(|i| only.is_empty() || i.name() == only).collect();
     let pool = ThreadPool::new(2);
     println!("depthwise conv (3x3 / 5x5, ReLU6), GFLOP/s (thread CPU time), 1 thread per tier, then best tier on 2 threads (wall time)");
     for (c, hw, k, s) in [
@@ -92,28 +93,28 @@ fn main() {
         let flops = 2.0 * (c * o * o * k * k) as f64;
         let act = Activation::Clip { lo: 0.0, hi: 6.0 };
         let mut line = format!("{c:4}ch {hw:3}x{hw:<3} k{k} s{s}:");
-        for &isa in &tiers {
+        for &tier in &tiers {
             let mut scratch = vec![0.0f32; scratch_floats(&g)];
             let t = time(true, || {
                 for ((xc, wc), yc) in x.chunks_exact(hw * hw).zip(w.chunks_exact(k * k)).zip(y.chunks_exact_mut(o * o))
                 {
-                    depthwise_conv2d(isa, &g, xc, wc, 0.1, act, yc, &mut scratch).unwrap();
+                    depthwise_conv2d(tier, &g, xc, wc, 0.1, act, yc, &mut scratch).unwrap();
                 }
             });
             // All channels in one call (what the runtime does per task).
             let bias = vec![0.1f32; c];
             let tc = time(true, || {
-                depthwise_conv2d_channels(isa, &g, c, &x, &w, Some(&bias), act, &mut y, &mut scratch).unwrap();
+                depthwise_conv2d_channels(tier, &g, c, &x, &w, Some(&bias), act, &mut y, &mut scratch).unwrap();
             });
             line += &format!(
-                "  {isa} {:6.1} ({:7.1} µs; {:7.1} µs per call of all channels)",
+                "  {tier} {:6.1} ({:7.1} µs; {:7.1} µs per call of all channels)",
                 flops / t * 1e-9,
                 t * 1e6,
                 tc * 1e6
             );
         }
         // Best tier over the pool: one task per chunk of channels, scratch per thread.
-        let isa = Isa::best();
+        let tier = KernelTable::for_isa(Isa::best()).unwrap();
         let scratch: Vec<std::sync::Mutex<Vec<f32>>> =
             (0..2).map(|_| std::sync::Mutex::new(vec![0.0f32; scratch_floats(&g)])).collect();
         let yp = SyncPtr(y.as_mut_ptr());
@@ -129,10 +130,10 @@ fn main() {
                 let xc = &x[chans.start * hw * hw..][..n * hw * hw];
                 let wc = &w[chans.start * k * k..][..n * k * k];
                 let bias = vec![0.1f32; n];
-                depthwise_conv2d_channels(isa, &g, n, xc, wc, Some(&bias), act, yc, &mut s).unwrap();
+                depthwise_conv2d_channels(tier, &g, n, xc, wc, Some(&bias), act, yc, &mut s).unwrap();
             })
         });
-        line += &format!("  | {isa} x2 threads {:6.1} ({:7.1} µs)", flops / t * 1e-9, t * 1e6);
+        line += &format!("  | {tier} x2 threads {:6.1} ({:7.1} µs)", flops / t * 1e-9, t * 1e6);
         println!("{line}");
     }
     println!("pooling, G taps/s, 1 thread");
@@ -150,14 +151,14 @@ fn main() {
         let mut y = vec![0.0f32; c * o * o];
         let taps = (c * o * o * k * k) as f64;
         let mut line = format!("{name:30} {c}ch {hw}x{hw}:");
-        for &isa in &tiers {
+        for &tier in &tiers {
             let mut scratch = vec![0.0f32; pool_scratch_floats(&g)];
             let t = time(true, || {
                 for (xc, yc) in x.chunks_exact(hw * hw).zip(y.chunks_exact_mut(o * o)) {
-                    pool2d(isa, kind, &g, xc, yc, &mut scratch).unwrap();
+                    pool2d(tier, kind, &g, xc, yc, &mut scratch).unwrap();
                 }
             });
-            line += &format!("  {isa} {:6.1} ({:7.1} µs)", taps / t * 1e-9, t * 1e6);
+            line += &format!("  {tier} {:6.1} ({:7.1} µs)", taps / t * 1e-9, t * 1e6);
         }
         println!("{line}");
     }

@@ -7,7 +7,7 @@
 //! quiet moments of a shared machine.
 
 use sinter_kernels::gemm::peak::measure_fma_gflops_threads;
-use sinter_kernels::{pack_a, packed_a_len, sgemm, Epilogue, Isa, Matrix, PackedA, ThreadPool};
+use sinter_kernels::{pack_a, packed_a_len, sgemm, Epilogue, KernelTable, Matrix, PackedA, ThreadPool};
 use std::time::{Duration, Instant};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,16 +19,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vec![(1024, 1024, 1024), (256, 256, 256), (512, 784, 4608), (256, 196, 2304), (2048, 49, 512)]
     };
     // SINTER_CPU=<tier> measures only that tier.
-    let tiers = if std::env::var_os("SINTER_CPU").is_some() { vec![Isa::selected()?] } else { Isa::available() };
-    for isa in tiers {
+    let tiers = if std::env::var_os("SINTER_CPU").is_some() {
+        vec![KernelTable::selected()?]
+    } else {
+        KernelTable::available()
+    };
+    for tier in tiers {
         for threads in [1, 2] {
-            let peak = measure_fma_gflops_threads(isa, threads)?;
-            println!("{isa:>6} {threads}T  peak {peak:7.1} GFLOP/s");
+            let peak = measure_fma_gflops_threads(tier, threads)?;
+            println!("{tier:>6} {threads}T  peak {peak:7.1} GFLOP/s");
             let pool = ThreadPool::new(threads);
             for &(m, n, k) in &shapes {
-                let (gflops, per_cpu) = time_gemm(isa, &pool, m, n, k)?;
+                let (gflops, per_cpu) = time_gemm(tier, &pool, m, n, k)?;
                 print!(
-                    "{isa:>6} {threads}T  {m:>5}x{n:<5}x{k:<5} {gflops:7.1} GFLOP/s  {:5.1}% of peak",
+                    "{tier:>6} {threads}T  {m:>5}x{n:<5}x{k:<5} {gflops:7.1} GFLOP/s  {:5.1}% of peak",
                     100.0 * gflops / peak
                 );
                 if threads > 1 {
@@ -51,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// time is the thread's CPU time where available, so time slices lost to other
 /// processes on a shared machine do not count.
 fn time_gemm(
-    isa: Isa,
+    tier: &KernelTable,
     pool: &ThreadPool,
     m: usize,
     n: usize,
@@ -65,7 +69,7 @@ fn time_gemm(
     let bm = Matrix::new(&b, k, n, n)?;
     let mut c = vec![0.0; m * n];
     let epi = Epilogue::default();
-    sgemm(isa, &pa, &bm, &mut c, n, &epi, pool)?;
+    sgemm(tier, &pa, &bm, &mut c, n, &epi, pool)?;
     let clock = if pool.threads() == 1 { || cpu_time(CLOCK_THREAD_CPUTIME_ID) } else { wall_time };
     let mut best = Duration::MAX;
     let ms = std::env::var("GEMM_PEAK_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
@@ -73,7 +77,7 @@ fn time_gemm(
     let (cpu0, mut calls) = (cpu_time(CLOCK_PROCESS_CPUTIME_ID), 0);
     while Instant::now() < deadline {
         let start = clock();
-        sgemm(isa, &pa, &bm, &mut c, n, &epi, pool)?;
+        sgemm(tier, &pa, &bm, &mut c, n, &epi, pool)?;
         best = best.min(clock().saturating_sub(start));
         calls += 1;
     }

@@ -3,7 +3,7 @@
 //! 1 and 2 threads, plus each method's error against an f64 direct convolution.
 //!
 //! `cargo run --release -p sinter-kernels --example winograd_bench [--no-error] [--layer=i]
-//! [--only=direct|f2|f4] [--cold] [isa]`
+//! [--only=direct|f2|f4] [--cold] [tier]`
 //!
 //! Errors are reported as the largest |y − ref| and as the largest ratio to the
 //! project's whole-model tolerance `1e-4 + 1e-3·|ref|` (a ratio ≪ 1 leaves room for
@@ -11,7 +11,7 @@
 //! weights uniform with He-init variance `2 / (9c)`.
 
 use sinter_kernels::winograd::{pack_weights, packed_weights_len, WinogradConv, WinogradTile};
-use sinter_kernels::{pack_a, packed_a_len, sgemm, BSource, Epilogue, Isa, PackedA, ThreadPool};
+use sinter_kernels::{pack_a, packed_a_len, sgemm, BSource, Epilogue, Isa, KernelTable, PackedA, ThreadPool};
 use std::time::{Duration, Instant};
 
 /// The implicit im2col matrix of a 3×3 stride-1 convolution (`9c × oh·ow`, row
@@ -69,11 +69,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let errors = !args.iter().any(|a| a == "--no-error");
     let cold = args.iter().any(|a| a == "--cold");
-    let isa = match args.iter().find(|a| !a.starts_with("--")) {
-        Some(name) => Isa::from_name(name).ok_or("unknown isa")?,
-        None => Isa::selected()?,
+    let tier = match args.iter().find(|a| !a.starts_with("--")) {
+        Some(name) => KernelTable::for_isa(Isa::from_name(name).ok_or("unknown tier")?)?,
+        None => KernelTable::selected()?,
     };
-    println!("tier {isa}");
+    println!("tier {tier}");
     let method = args.iter().find_map(|a| a.strip_prefix("--only=")).unwrap_or("all").to_string();
     let only: Option<usize> = args.iter().find_map(|a| a.strip_prefix("--layer=")).and_then(|v| v.parse().ok());
     let layers = [(64, 56), (128, 28), (256, 14), (512, 7)];
@@ -104,7 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let t = if !run_direct {
                 Duration::ZERO
             } else {
-                time(pool.threads(), cold, || sgemm(isa, &pa, &src, &mut y, hw * hw, &Epilogue::default(), pool))?
+                time(pool.threads(), cold, || sgemm(tier, &pa, &src, &mut y, hw * hw, &Epilogue::default(), pool))?
             };
             line +=
                 &format!("  {}T direct {:6.3} ms ({:4.0} GF/s)", pool.threads(), ms(t), flops / t.as_secs_f64() / 1e9);
@@ -120,7 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let conv = WinogradConv::new(tile, c, hw, hw, m, [1; 4])?;
                 let mut y = vec![0f32; m * hw * hw];
                 let epi = Epilogue::default();
-                let t = time(pool.threads(), cold, || conv.run(isa, &up, &x, &mut y, &epi, pool))?;
+                let t = time(pool.threads(), cold, || conv.run(tier, &up, &x, &mut y, &epi, pool))?;
                 line += &format!(" {tile:?} {:6.3} ms", ms(t));
                 if ti == 0 {
                     outs.push((if tile == WinogradTile::F2 { "F(2,3)" } else { "F(4,3)" }, y));

@@ -23,7 +23,7 @@
 //! rounds each operation, so tiers differ by a few ulp at most.
 
 use crate::error::{KernelError, Result};
-use crate::isa::Isa;
+use crate::tier::KernelTable;
 
 /// Element-wise functions applied in place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -320,71 +320,73 @@ fn softmax_with<const FMA: bool>(x: &[f32], y: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn apply_avx2(f: Unary, xs: &mut [f32]) {
+pub(crate) fn apply_avx2(f: Unary, xs: &mut [f32]) {
     apply_with::<true>(f, xs)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn apply_avx512(f: Unary, xs: &mut [f32]) {
+pub(crate) fn apply_avx512(f: Unary, xs: &mut [f32]) {
     apply_with::<true>(f, xs)
 }
 
 #[cfg(target_arch = "aarch64")]
 #[target_feature(enable = "neon")]
-fn apply_neon(f: Unary, xs: &mut [f32]) {
+pub(crate) fn apply_neon(f: Unary, xs: &mut [f32]) {
     apply_with::<true>(f, xs)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn softmax_avx2(x: &[f32], y: &mut [f32]) {
+pub(crate) fn softmax_avx2(x: &[f32], y: &mut [f32]) {
     softmax_with::<true>(x, y)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn softmax_avx512(x: &[f32], y: &mut [f32]) {
+pub(crate) fn softmax_avx512(x: &[f32], y: &mut [f32]) {
     softmax_with::<true>(x, y)
 }
 
 #[cfg(target_arch = "aarch64")]
 #[target_feature(enable = "neon")]
-fn softmax_neon(x: &[f32], y: &mut [f32]) {
+pub(crate) fn softmax_neon(x: &[f32], y: &mut [f32]) {
     softmax_with::<true>(x, y)
 }
 
-fn check_tier(isa: Isa) -> Result<()> {
-    if isa.supported() {
-        return Ok(());
-    }
-    let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
-    Err(KernelError::UnsupportedTier { tier: isa.name(), available })
+/// A tier's [`apply`].
+///
+/// # Safety
+/// The CPU must support the tier the function belongs to.
+pub(crate) type UnaryFn = unsafe fn(Unary, &mut [f32]);
+
+/// A tier's [`softmax_row`] body (`x.len() == y.len() >= 1`).
+///
+/// # Safety
+/// The CPU must support the tier the function belongs to.
+pub(crate) type SoftmaxFn = unsafe fn(&[f32], &mut [f32]);
+
+/// The scalar tier's [`apply`] (unfused multiply-adds).
+pub(crate) fn apply_scalar(f: Unary, xs: &mut [f32]) {
+    apply_with::<false>(f, xs)
 }
 
-/// Applies `f` to every element of `xs` in place with the `isa` tier (error if this CPU
-/// lacks it).
-pub fn apply(isa: Isa, f: Unary, xs: &mut [f32]) -> Result<()> {
-    check_tier(isa)?;
-    match isa {
-        // SAFETY: the CPU supports the tier's features (checked above).
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { apply_avx2(f, xs) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { apply_avx512(f, xs) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon => unsafe { apply_neon(f, xs) },
-        _ => apply_with::<false>(f, xs),
-    }
+/// The scalar tier's softmax row.
+pub(crate) fn softmax_scalar(x: &[f32], y: &mut [f32]) {
+    softmax_with::<false>(x, y)
+}
+
+/// Applies `f` to every element of `xs` in place with `tier`'s code.
+pub fn apply(tier: &KernelTable, f: Unary, xs: &mut [f32]) -> Result<()> {
+    // SAFETY: a `KernelTable` exists only for tiers this CPU supports.
+    unsafe { (tier.unary)(f, xs) };
     Ok(())
 }
 
 /// `y = softmax(x)` over one row (`x.len() == y.len() >= 1`, else a Shape error): max,
 /// `e^(x − max)` summed, scaled by `1/sum`. A NaN anywhere in the row, a `+inf`, or a
 /// row of only `−inf` gives an all-NaN row, as the reference.
-pub fn softmax_row(isa: Isa, x: &[f32], y: &mut [f32]) -> Result<()> {
+pub fn softmax_row(tier: &KernelTable, x: &[f32], y: &mut [f32]) -> Result<()> {
     if x.is_empty() || x.len() != y.len() {
         return Err(KernelError::Shape(format!(
             "softmax_row: x has {} elements and y {} (need equal, at least 1)",
@@ -392,18 +394,7 @@ pub fn softmax_row(isa: Isa, x: &[f32], y: &mut [f32]) -> Result<()> {
             y.len()
         )));
     }
-    check_tier(isa)?;
-    match isa {
-        // SAFETY: the CPU supports the tier's features (checked above).
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { softmax_avx2(x, y) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { softmax_avx512(x, y) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon => unsafe { softmax_neon(x, y) },
-        _ => softmax_with::<false>(x, y),
-    }
+    // SAFETY: a `KernelTable` exists only for tiers this CPU supports.
+    unsafe { (tier.softmax)(x, y) };
     Ok(())
 }

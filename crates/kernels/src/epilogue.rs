@@ -19,6 +19,7 @@
 use crate::activation::{self, Unary};
 use crate::gemm::Matrix;
 use crate::isa::Isa;
+use crate::tier::KernelTable;
 
 /// Activation applied to the tile in registers.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -233,7 +234,7 @@ impl PostOps {
     /// per run).
     pub fn apply_row(
         &self,
-        isa: Isa,
+        tier: &KernelTable,
         ow: usize,
         (img, mc, j0): (usize, usize, usize),
         row: &mut [f32],
@@ -242,67 +243,67 @@ impl PostOps {
         let mut k = 0;
         for &step in &self.steps {
             let Step::Binary { op, swapped } = step else {
-                apply_unary(isa, step, row);
+                apply_unary(tier, step, row);
                 continue;
             };
             let (o, data) = (self.operands[k], extras[k]);
             let base = img * o.sn + mc * o.sm;
             k += 1;
             if o.sh == 0 && o.sw == 0 {
-                apply_scalar(isa, op, swapped, row, data[base]);
+                apply_scalar(tier, op, swapped, row, data[base]);
             } else if o.sw == 1 && o.sh == ow {
-                apply_slice(isa, op, swapped, row, &data[base + j0..]);
+                apply_slice(tier, op, swapped, row, &data[base + j0..]);
             } else {
                 for (t, x) in row.iter_mut().enumerate() {
                     let j = j0 + t;
                     let v = data[base + (j / ow) * o.sh + (j % ow) * o.sw];
-                    apply_scalar(Isa::Scalar, op, swapped, std::slice::from_mut(x), v);
+                    apply_scalar(KernelTable::scalar(), op, swapped, std::slice::from_mut(x), v);
                 }
             }
         }
     }
 }
 
-/// Whether the `isa` tier lets these loops be compiled for AVX2 (same IEEE operations
-/// on wider vectors, no FMA contraction: bit-identical to the portable loops).
+/// Whether `tier` lets these loops be compiled for AVX2 (same IEEE operations on wider
+/// vectors, no FMA contraction: bit-identical to the portable loops). Holding a table
+/// means this CPU has its tier's features.
 #[inline]
-fn avx2(isa: Isa) -> bool {
-    cfg!(target_arch = "x86_64") && matches!(isa, Isa::Avx2 | Isa::Avx512) && isa.supported()
+fn avx2(tier: &KernelTable) -> bool {
+    cfg!(target_arch = "x86_64") && matches!(tier.isa(), Isa::Avx2 | Isa::Avx512)
 }
 
 /// `x[i] = x[i] op v[i]` (`v[i] op x[i]` when `swapped`) over the common length.
-pub fn apply_slice(isa: Isa, op: BinOp, swapped: bool, x: &mut [f32], v: &[f32]) {
+pub fn apply_slice(tier: &KernelTable, op: BinOp, swapped: bool, x: &mut [f32], v: &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    if avx2(isa) {
+    if avx2(tier) {
         // SAFETY: the tier is supported here, so the CPU has AVX2 (checked in `avx2`).
         return unsafe { x86::slice(op, swapped, x, v) };
     }
-    let _ = isa;
+    let _ = tier;
     portable::slice(op, swapped, x, v)
 }
 
 /// `x[i] = x[i] op v` (`v op x[i]` when `swapped`): a scalar or per-channel operand.
-pub fn apply_scalar(isa: Isa, op: BinOp, swapped: bool, x: &mut [f32], v: f32) {
+pub fn apply_scalar(tier: &KernelTable, op: BinOp, swapped: bool, x: &mut [f32], v: f32) {
     #[cfg(target_arch = "x86_64")]
-    if avx2(isa) {
+    if avx2(tier) {
         // SAFETY: the tier is supported here, so the CPU has AVX2 (checked in `avx2`).
         return unsafe { x86::scalar(op, swapped, x, v) };
     }
-    let _ = isa;
+    let _ = tier;
     portable::scalar(op, swapped, x, v)
 }
 
 /// A unary step on `row` (binary steps: no-op): the transcendental ones by the
 /// vectorized activation kernels, the others by the reference's formulas, exactly.
-pub fn apply_unary(isa: Isa, step: Step, row: &mut [f32]) {
+pub fn apply_unary(tier: &KernelTable, step: Step, row: &mut [f32]) {
     if let Some(f) = step.vectorized() {
-        // The scalar tier runs everywhere, so this cannot fail.
-        let isa = if isa.supported() { isa } else { Isa::Scalar };
-        let _ = activation::apply(isa, f, row);
+        // Infallible: holding a table means this CPU has its tier.
+        let _ = activation::apply(tier, f, row);
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if avx2(isa) {
+    if avx2(tier) {
         // SAFETY: the tier is supported here, so the CPU has AVX2 (checked in `avx2`).
         return unsafe { x86::unary(step, row) };
     }

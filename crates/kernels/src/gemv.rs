@@ -9,8 +9,8 @@
 
 use crate::error::{KernelError, Result};
 use crate::gemm::{Activation, PackedA, MR};
-use crate::isa::Isa;
 use crate::thread_pool::ThreadPool;
+use crate::tier::KernelTable;
 
 /// K steps per accumulator set; four sets hide the FMA latency.
 const UNROLL: usize = 4;
@@ -53,9 +53,28 @@ fn panels(a: &PackedA, x: &[f32], bias: Option<&[f32]>, act: Activation, first: 
     }
 }
 
+/// A tier's panel loop: rows of panels `first..first + count` of `a` into `y`.
+///
+/// # Safety
+/// The CPU must support the tier the function belongs to.
+pub(crate) type PanelsFn = unsafe fn(&PackedA, &[f32], Option<&[f32]>, Activation, usize, usize, &mut [f32]);
+
+/// The scalar tier's panel loop.
+pub(crate) fn panels_scalar(
+    a: &PackedA,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    first: usize,
+    count: usize,
+    y: &mut [f32],
+) {
+    panels(a, x, bias, act, first, count, y)
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn panels_avx2(
+pub(crate) unsafe fn panels_avx2(
     a: &PackedA,
     x: &[f32],
     bias: Option<&[f32]>,
@@ -69,7 +88,7 @@ unsafe fn panels_avx2(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn panels_avx512(
+pub(crate) unsafe fn panels_avx512(
     a: &PackedA,
     x: &[f32],
     bias: Option<&[f32]>,
@@ -84,7 +103,7 @@ unsafe fn panels_avx512(
 /// `y = act(A·x + bias)` for packed `a` (`m × k`), `x` of `k` floats, `y` of `m`, on
 /// `pool`'s threads. The sum order per row is fixed (independent of the thread count).
 pub fn sgemv(
-    isa: Isa,
+    tier: &KernelTable,
     a: &PackedA,
     x: &[f32],
     bias: Option<&[f32]>,
@@ -101,10 +120,7 @@ pub fn sgemv(
             bias.map(|b| b.len())
         )));
     }
-    if !isa.supported() {
-        let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
-        return Err(KernelError::UnsupportedTier { tier: isa.name(), available });
-    }
+    let panels_fn = tier.gemv;
     let n_panels = m.div_ceil(MR);
     // Panels per task: about 64 KiB of weights, enough to amortize the dispatch.
     let per_task = (16384 / (MR * k).max(1)).max(1);
@@ -112,15 +128,9 @@ pub fn sgemv(
     let run = |t: usize, y: &mut [f32]| {
         let first = t * per_task;
         let count = per_task.min(n_panels - first);
-        match isa {
-            // SAFETY: the tier is supported by this CPU (checked above).
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { panels_avx512(a, x, bias, act, first, count, y) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { panels_avx2(a, x, bias, act, first, count, y) },
-            _ => panels(a, x, bias, act, first, count, y),
-        }
+        // SAFETY: a `KernelTable` exists only for tiers this CPU supports; panels
+        // `first..first + count` are inside A, and `y` holds their rows.
+        unsafe { panels_fn(a, x, bias, act, first, count, y) }
     };
     if tasks <= 1 || pool.threads() == 1 {
         for t in 0..tasks {
@@ -146,6 +156,7 @@ pub fn sgemv(
 struct YPtr(*mut f32);
 // SAFETY: tasks write disjoint row ranges behind the pointer (see `sgemv`).
 unsafe impl Send for YPtr {}
+// SAFETY: as above.
 unsafe impl Sync for YPtr {}
 impl YPtr {
     fn get(self) -> *mut f32 {

@@ -11,7 +11,7 @@
 //! for those tiers (on aarch64 NEON is the baseline, so the portable body is the NEON one).
 
 use crate::error::{KernelError, Result};
-use crate::isa::Isa;
+use crate::tier::KernelTable;
 
 /// Partial sums per pass: one AVX-512 vector, two AVX2 or four NEON ones.
 const LANES: usize = 16;
@@ -76,15 +76,26 @@ fn row(x: &[f32], scale: &[f32], bias: Option<&[f32]>, eps: f32, y: &mut [f32]) 
     (p + shift, inv_std)
 }
 
+/// A tier's [`layer_norm_row`] body (all slices as long as `x`, at least 1).
+///
+/// # Safety
+/// The CPU must support the tier the function belongs to.
+pub(crate) type RowFn = unsafe fn(&[f32], &[f32], Option<&[f32]>, f32, &mut [f32]) -> (f32, f32);
+
+/// The scalar tier's row.
+pub(crate) fn row_scalar(x: &[f32], scale: &[f32], bias: Option<&[f32]>, eps: f32, y: &mut [f32]) -> (f32, f32) {
+    row(x, scale, bias, eps, y)
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_avx2(x: &[f32], scale: &[f32], bias: Option<&[f32]>, eps: f32, y: &mut [f32]) -> (f32, f32) {
+pub(crate) unsafe fn row_avx2(x: &[f32], scale: &[f32], bias: Option<&[f32]>, eps: f32, y: &mut [f32]) -> (f32, f32) {
     row(x, scale, bias, eps, y)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn row_avx512(x: &[f32], scale: &[f32], bias: Option<&[f32]>, eps: f32, y: &mut [f32]) -> (f32, f32) {
+pub(crate) unsafe fn row_avx512(x: &[f32], scale: &[f32], bias: Option<&[f32]>, eps: f32, y: &mut [f32]) -> (f32, f32) {
     row(x, scale, bias, eps, y)
 }
 
@@ -92,7 +103,7 @@ unsafe fn row_avx512(x: &[f32], scale: &[f32], bias: Option<&[f32]>, eps: f32, y
 /// optional `bias` (each as long as the row); returns `(mean, inv_std)`, the values of
 /// `LayerNormalization`'s optional outputs.
 pub fn layer_norm_row(
-    isa: Isa,
+    tier: &KernelTable,
     x: &[f32],
     scale: &[f32],
     bias: Option<&[f32]>,
@@ -108,17 +119,7 @@ pub fn layer_norm_row(
             bias.map(<[f32]>::len)
         )));
     }
-    if !isa.supported() {
-        let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
-        return Err(KernelError::UnsupportedTier { tier: isa.name(), available });
-    }
-    Ok(match isa {
-        // SAFETY: the tier is supported by this CPU (checked above).
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { row_avx512(x, scale, bias, eps, y) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { row_avx2(x, scale, bias, eps, y) },
-        _ => row(x, scale, bias, eps, y),
-    })
+    // SAFETY: a `KernelTable` exists only for tiers this CPU supports, and the
+    // slices were checked above.
+    Ok(unsafe { (tier.layer_norm)(x, scale, bias, eps, y) })
 }

@@ -16,7 +16,7 @@
 
 use crate::depthwise::{input_index, run_window, valid_range, DwGeom, Reduce};
 use crate::error::{KernelError, Result};
-use crate::isa::Isa;
+use crate::tier::KernelTable;
 
 /// What a pool computes over its window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,13 +80,21 @@ pub fn pool_scratch_floats(g: &PoolGeom) -> usize {
 /// Pools one `h × w` plane `x` into the `oh × ow` plane `y` (row-major). `scratch` holds
 /// at least [`pool_scratch_floats`] floats (overwritten). Fails on slices of the wrong
 /// size or a tier this CPU lacks.
-pub fn pool2d(isa: Isa, kind: PoolKind, g: &PoolGeom, x: &[f32], y: &mut [f32], scratch: &mut [f32]) -> Result<()> {
-    let need = if isa == Isa::Scalar { 0 } else { pool_scratch_floats(g) };
-    g.win.check("pool2d", x, y, scratch, need)?;
-    if isa == Isa::Scalar {
+pub fn pool2d(
+    tier: &KernelTable,
+    kind: PoolKind,
+    g: &PoolGeom,
+    x: &[f32],
+    y: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<()> {
+    let Some(window) = tier.window else {
+        g.win.check("pool2d", x, y, scratch, 0)?;
         scalar_pool(kind, g, x, y);
         return Ok(());
-    }
+    };
+    let need = pool_scratch_floats(g);
+    g.win.check("pool2d", x, y, scratch, need)?;
     let (padded, rest) = scratch[..need].split_at_mut(g.win.padded_floats());
     let red = match kind {
         PoolKind::Max => Reduce::Max,
@@ -103,7 +111,7 @@ pub fn pool2d(isa: Isa, kind: PoolKind, g: &PoolGeom, x: &[f32], y: &mut [f32], 
             Reduce::Avg { rows, cols }
         }
     };
-    run_window(isa, &g.win, x, red, y, padded)
+    run_window(window, &g.win, x, red, y, padded)
 }
 
 /// Taps of output `o`'s window along `axis` that the average divides by: inside the
@@ -157,53 +165,61 @@ fn scalar_pool(kind: PoolKind, g: &PoolGeom, x: &[f32], y: &mut [f32]) {
 }
 
 /// `GlobalAveragePool` of one plane: its mean (0 for an empty plane).
-pub fn global_average_pool(isa: Isa, x: &[f32]) -> Result<f32> {
-    let sum = reduce_plane(isa, x, false)?;
+pub fn global_average_pool(tier: &KernelTable, x: &[f32]) -> Result<f32> {
+    let sum = reduce_plane(tier, x, false)?;
     Ok(if x.is_empty() { 0.0 } else { sum / x.len() as f32 })
 }
 
 /// `GlobalMaxPool` of one plane: `-inf`, raised by every value greater than the
 /// running maximum (NaN never wins).
-pub fn global_max_pool(isa: Isa, x: &[f32]) -> Result<f32> {
-    reduce_plane(isa, x, true)
+pub fn global_max_pool(tier: &KernelTable, x: &[f32]) -> Result<f32> {
+    reduce_plane(tier, x, true)
 }
 
 /// The sum (or max) of `x` by a lane-parallel reduction written in plain Rust and
 /// compiled with the tier's target features: its fixed-size lane arrays vectorize to
 /// that tier's registers.
-fn reduce_plane(isa: Isa, x: &[f32], max: bool) -> Result<f32> {
-    if !isa.supported() {
-        let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
-        return Err(KernelError::UnsupportedTier { tier: isa.name(), available });
+fn reduce_plane(tier: &KernelTable, x: &[f32], max: bool) -> Result<f32> {
+    // SAFETY: a `KernelTable` exists only for tiers this CPU supports.
+    Ok(unsafe { (tier.reduce_plane)(x, max) })
+}
+
+/// A tier's plane reduction: the max of `x` if `max`, else its sum.
+///
+/// # Safety
+/// The CPU must support the tier the function belongs to.
+pub(crate) type ReduceFn = unsafe fn(&[f32], bool) -> f32;
+
+/// Scalar, and NEON (part of the aarch64 baseline, so this is compiled for it).
+pub(crate) fn reduce_scalar(x: &[f32], max: bool) -> f32 {
+    if max {
+        max_lanes(x)
+    } else {
+        sum_lanes(x)
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2(x: &[f32], max: bool) -> f32 {
-            if max {
-                max_lanes(x)
-            } else {
-                sum_lanes(x)
-            }
-        }
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        fn avx512(x: &[f32], max: bool) -> f32 {
-            if max {
-                max_lanes(x)
-            } else {
-                sum_lanes(x)
-            }
-        }
-        match isa {
-            // SAFETY: the tier is supported, checked above.
-            Isa::Avx2 => return Ok(unsafe { avx2(x, max) }),
-            // SAFETY: as above.
-            Isa::Avx512 => return Ok(unsafe { avx512(x, max) }),
-            _ => {}
-        }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn reduce_avx2(x: &[f32], max: bool) -> f32 {
+    reduce_scalar_inline(x, max)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) fn reduce_avx512(x: &[f32], max: bool) -> f32 {
+    reduce_scalar_inline(x, max)
+}
+
+/// The lane loops, inlined into each tier's wrapper so they compile with its features.
+#[inline(always)]
+#[cfg(target_arch = "x86_64")]
+fn reduce_scalar_inline(x: &[f32], max: bool) -> f32 {
+    if max {
+        max_lanes(x)
+    } else {
+        sum_lanes(x)
     }
-    // Scalar, and NEON (part of the aarch64 baseline, so this is compiled for it).
-    Ok(if max { max_lanes(x) } else { sum_lanes(x) })
 }
 
 /// Lanes of the running partial results: enough for 4 AVX-512 registers in flight.

@@ -283,6 +283,7 @@ fn worker(s: &Shared, index: usize) {
         // SAFETY: registered on an open loop, so `job` holds the caller's current
         // closure, which stays alive until we deregister below (see module docs).
         let job = unsafe { *s.job.get() };
+        // SAFETY: as above: `job.f` points to that live closure.
         let f = unsafe { &*job.f };
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_tasks(s, f, job.tasks)));
         if let Err(p) = outcome {

@@ -36,8 +36,8 @@
 
 use crate::error::{KernelError, Result};
 use crate::gemm::{pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, PackedA};
-use crate::isa::Isa;
 use crate::thread_pool::ThreadPool;
+use crate::tier::KernelTable;
 use std::cell::RefCell;
 use std::ops::{Add, Mul, Sub};
 use std::sync::{Mutex, OnceLock};
@@ -53,6 +53,13 @@ pub enum WinogradTile {
 }
 
 impl WinogradTile {
+    /// Position in a tier's per-tile transform tables.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            WinogradTile::F2 => 0,
+            WinogradTile::F4 => 1,
+        }
+    }
     /// Side of an output tile (`m`).
     pub fn out_tile(self) -> usize {
         match self {
@@ -234,11 +241,11 @@ impl WinogradConv {
     }
 
     /// `y = epi(conv(x, w))` with `packed_u` from [`pack_weights`] of `w`, on `pool`'s
-    /// threads, with `isa`'s GEMM and transform code. Allocates nothing once the
+    /// threads, with `tier`'s GEMM and transform code. Allocates nothing once the
     /// per-thread scratch has grown to this layer's size.
     pub fn run(
         &self,
-        isa: Isa,
+        tier: &KernelTable,
         packed_u: &[f32],
         x: &[f32],
         y: &mut [f32],
@@ -268,13 +275,9 @@ impl WinogradConv {
         if let Some(r) = epi.residual.filter(|r| r.rows() != m || r.cols() != plane) {
             return err("residual", r.rows() * r.cols(), m * plane);
         }
-        if !isa.supported() {
-            let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
-            return Err(KernelError::UnsupportedTier { tier: isa.name(), available });
-        }
         let geo = Geo::new(self);
         let plan = BlockPlan::new(&geo, pool.threads());
-        let job = Job { geo, isa, packed_u, x, epi, y: SyncPtr(y.as_mut_ptr()), ld: plan.ld };
+        let job = Job { geo, tier, packed_u, x, epi, y: SyncPtr(y.as_mut_ptr()), ld: plan.ld };
         if plan.blocks == 1 || pool.threads() == 1 {
             // One thread, or too few tiles to give each thread a block: then the
             // transforms split the channels and the GEMMs split their rows instead.
@@ -345,7 +348,7 @@ const L: usize = 16;
 
 /// Sizes derived from a [`WinogradConv`], all validated to fit in memory.
 #[derive(Clone, Copy)]
-struct Geo {
+pub(crate) struct Geo {
     tile: WinogradTile,
     c: usize,
     h: usize,
@@ -439,7 +442,7 @@ impl BlockPlan {
 
 /// An output buffer (`y`, or a block's V) that tasks on several threads write through.
 #[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
+pub(crate) struct SyncPtr(*mut f32);
 // SAFETY: only dereferenced by tasks that write disjoint parts of the buffer while the
 // `&mut [f32]` it came from stays borrowed (see each use).
 unsafe impl Send for SyncPtr {}
@@ -461,7 +464,7 @@ impl SyncPtr {
 /// alias); the GEMM's packing then reads each `V[ξ]` with row stride `α²·ld`.
 /// A task's channels are not one slice of every plane, hence a pointer.
 #[derive(Clone, Copy)]
-struct VOut {
+pub(crate) struct VOut {
     ptr: SyncPtr,
     xi_stride: usize,
     c_stride: usize,
@@ -488,7 +491,7 @@ impl VOut {
 /// Everything a block needs, shared by all tasks.
 struct Job<'a> {
     geo: Geo,
-    isa: Isa,
+    tier: &'a KernelTable,
     packed_u: &'a [f32],
     x: &'a [f32],
     epi: &'a Epilogue<'a>,
@@ -523,8 +526,8 @@ impl Job<'_> {
             // ranges, so disjoint rows.
             let vout = VOut { ptr: SyncPtr(unsafe { vp.ptr().add(c0 * a2 * ld) }), xi_stride: ld, c_stride: a2 * ld };
             let x = &xpad[c0 * rows * pwp..c1 * rows * pwp];
-            // SAFETY: as above; `run` checked `isa.supported()`.
-            with_buf(&TMP, a2 * ld, |tmp| unsafe { dispatch_input(self.isa, g, x, rows, t0, n, ld, vout, tmp) });
+            // SAFETY: as above; a `KernelTable` exists only for tiers this CPU supports.
+            with_buf(&TMP, a2 * ld, |tmp| unsafe { dispatch_input(self.tier, g, x, rows, t0, n, ld, vout, tmp) });
         };
         run_chunks(pool, chunks, &input);
         let plen = packed_a_len(g.m, g.c);
@@ -538,8 +541,8 @@ impl Job<'_> {
             for xi in 0..a2 {
                 let ua = PackedA::new(&self.packed_u[xi * plen..(xi + 1) * plen], g.m, g.c)?;
                 // V[ξ] is row ξ of every channel's α² × ld block: a C × n matrix, stride α²·ld.
-                let v = VSource::new(&vbuf[xi * ld..], g.c, n, a2 * ld, self.isa)?;
-                sgemm(self.isa, &ua, &v, &mut mbuf[xi * ld..], a2 * ld, &Epilogue::default(), pool)?;
+                let v = VSource::new(&vbuf[xi * ld..], g.c, n, a2 * ld, self.tier)?;
+                sgemm(self.tier, &ua, &v, &mut mbuf[xi * ld..], a2 * ld, &Epilogue::default(), pool)?;
             }
         }
         let mbuf = &*mbuf;
@@ -549,7 +552,7 @@ impl Job<'_> {
             let chan = &mbuf[m0 * a2 * ld..m1 * a2 * ld];
             // SAFETY: the caller's contract, and tasks write disjoint output channels.
             with_buf(&TMP, a2 * ld, |tmp| unsafe {
-                dispatch_output(self.isa, g, chan, m0, t0, n, ld, self.y, self.epi, tmp)
+                dispatch_output(self.tier, g, chan, m0, t0, n, ld, self.y, self.epi, tmp)
             });
         };
         run_chunks(pool, chunks, &output);
@@ -571,8 +574,8 @@ impl Job<'_> {
                 // mutably borrowed, and otherwise unused, until the loop returns.
                 let c = unsafe { std::slice::from_raw_parts_mut(mp.ptr().add(xi * g.m * ld), g.m * ld) };
                 let r = PackedA::new(&self.packed_u[xi * plen..(xi + 1) * plen], g.m, g.c).and_then(|ua| {
-                    let v = VSource::new(&vbuf[xi * ld..], g.c, n, a2 * ld, self.isa)?;
-                    sgemm(self.isa, &ua, &v, c, ld, &Epilogue::default(), inline_pool())
+                    let v = VSource::new(&vbuf[xi * ld..], g.c, n, a2 * ld, self.tier)?;
+                    sgemm(self.tier, &ua, &v, c, ld, &Epilogue::default(), inline_pool())
                 });
                 if let Err(e) = r {
                     first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
@@ -615,22 +618,22 @@ fn run_chunks(pool: &ThreadPool, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
 /// operand. Like `gemm::Matrix`, but its rows are short (a block of tiles, often
 /// fewer than one 48-column panel), so it copies in fixed 16-float pieces instead of a
 /// memcpy call per row, reading into the row padding the transform leaves.
-struct VSource<'a> {
+pub(crate) struct VSource<'a> {
     data: &'a [f32],
     rows: usize,
     cols: usize,
     ld: usize,
-    /// Compiles the copy loops for this tier (a trait method gets baseline SSE2 only).
-    isa: Isa,
+    /// The tier's copy loops (a trait method alone gets baseline SSE2 only).
+    pack: PackFn,
 }
 
 impl<'a> VSource<'a> {
-    fn new(data: &'a [f32], rows: usize, cols: usize, ld: usize, isa: Isa) -> Result<VSource<'a>> {
+    fn new(data: &'a [f32], rows: usize, cols: usize, ld: usize, tier: &KernelTable) -> Result<VSource<'a>> {
         let need = rows.checked_sub(1).map_or(Some(0), |r| r.checked_mul(ld).and_then(|x| x.checked_add(cols)));
         if cols > ld || !matches!(need, Some(need) if need <= data.len()) {
             return Err(KernelError::Shape(format!("winograd: V {rows}x{cols} (ld {ld}) over {} floats", data.len())));
         }
-        Ok(VSource { data, rows, cols, ld, isa })
+        Ok(VSource { data, rows, cols, ld, pack: tier.wino_pack })
     }
 }
 
@@ -642,33 +645,40 @@ impl BSource for VSource<'_> {
         self.cols
     }
     fn pack(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
-        match self.isa {
-            // SAFETY: `run` checked `isa.supported()`, which covers the enabled features.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { self.pack_avx512(k0, kc, n0, nc, nr, dst) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { self.pack_avx2(k0, kc, n0, nc, nr, dst) },
-            _ => self.pack_impl(k0, kc, n0, nc, nr, dst),
-        }
+        // SAFETY: `pack` came from a `KernelTable`, which exist only for tiers this CPU
+        // supports.
+        unsafe { (self.pack)(self, k0, kc, n0, nc, nr, dst) }
     }
 }
 
+/// A tier's [`BSource::pack`] of a [`VSource`].
+///
+/// # Safety
+/// The CPU must support the tier the function belongs to.
+pub(crate) type PackFn = unsafe fn(&VSource, usize, usize, usize, usize, usize, &mut [f32]);
+
+/// The portable packing.
+pub(crate) fn pack_portable(v: &VSource, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+    v.pack_impl(k0, kc, n0, nc, nr, dst)
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn pack_avx512(v: &VSource, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+    v.pack_impl(k0, kc, n0, nc, nr, dst)
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn pack_avx2(v: &VSource, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+    v.pack_impl(k0, kc, n0, nc, nr, dst)
+}
+
 impl VSource<'_> {
-    /// SAFETY: the CPU must support AVX-512F.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn pack_avx512(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
-        self.pack_impl(k0, kc, n0, nc, nr, dst)
-    }
-
-    /// SAFETY: the CPU must support AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn pack_avx2(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
-        self.pack_impl(k0, kc, n0, nc, nr, dst)
-    }
-
     #[inline(always)]
     fn pack_impl(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
         if kc == 0 || nr == 0 {
@@ -883,7 +893,7 @@ fn zero(row: &mut [f32], start: usize, end: usize) {
 /// channels in `xpad` (see [`VOut`]).
 #[allow(clippy::too_many_arguments)]
 unsafe fn dispatch_input(
-    isa: Isa,
+    tier: &KernelTable,
     g: &Geo,
     xpad: &[f32],
     rows: usize,
@@ -893,22 +903,41 @@ unsafe fn dispatch_input(
     vout: VOut,
     dbuf: &mut [f32],
 ) {
-    let pwp = g.pwp();
-    match (isa, g.tile) {
-        // SAFETY: `run` checked `isa.supported()`, which covers the enabled features.
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, WinogradTile::F2) => unsafe { input_avx512::<K2>(g, xpad, rows, pwp, t0, n, ld, vout, dbuf) },
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, WinogradTile::F4) => unsafe { input_avx512::<K4>(g, xpad, rows, pwp, t0, n, ld, vout, dbuf) },
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, WinogradTile::F2) => unsafe { input_avx2::<K2>(g, xpad, rows, pwp, t0, n, ld, vout, dbuf) },
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, WinogradTile::F4) => unsafe { input_avx2::<K4>(g, xpad, rows, pwp, t0, n, ld, vout, dbuf) },
-        // SAFETY: the portable gather needs no CPU feature.
-        (_, WinogradTile::F2) => unsafe { input_block::<K2, Portable>(g, xpad, rows, pwp, t0, n, ld, vout, dbuf) },
-        // SAFETY: as above.
-        (_, WinogradTile::F4) => unsafe { input_block::<K4, Portable>(g, xpad, rows, pwp, t0, n, ld, vout, dbuf) },
-    }
+    let input = tier.wino_input[g.tile.index()];
+    // SAFETY: forwarded caller contract; a `KernelTable` exists only for tiers this CPU
+    // supports.
+    unsafe { input(g, xpad, rows, g.pwp(), t0, n, ld, vout, dbuf) }
+}
+
+/// A tier's input transform, `(g, xpad, rows, pwp, t0, n, ld, vout, dbuf)`.
+///
+/// # Safety
+/// As [`input_block`]; the CPU must support the tier the function belongs to.
+pub(crate) type InputFn = unsafe fn(&Geo, &[f32], usize, usize, usize, usize, usize, VOut, &mut [f32]);
+
+/// Input transforms of the portable tier, by [`WinogradTile::index`].
+pub(crate) const INPUT_PORTABLE: [InputFn; 2] = [input_portable::<K2>, input_portable::<K4>];
+#[cfg(target_arch = "x86_64")]
+pub(crate) const INPUT_AVX2: [InputFn; 2] = [input_avx2::<K2>, input_avx2::<K4>];
+#[cfg(target_arch = "x86_64")]
+pub(crate) const INPUT_AVX512: [InputFn; 2] = [input_avx512::<K2>, input_avx512::<K4>];
+
+/// # Safety
+/// As [`input_block`] (the portable gather needs no CPU feature).
+#[allow(clippy::too_many_arguments)]
+unsafe fn input_portable<W: Kind>(
+    g: &Geo,
+    xpad: &[f32],
+    rows: usize,
+    pwp: usize,
+    t0: usize,
+    n: usize,
+    ld: usize,
+    vout: VOut,
+    dbuf: &mut [f32],
+) {
+    // SAFETY: forwarded caller contract.
+    unsafe { input_block::<W, Portable>(g, xpad, rows, pwp, t0, n, ld, vout, dbuf) }
 }
 
 /// SAFETY: the CPU must support AVX-512F, AVX2 and FMA.
@@ -1182,7 +1211,7 @@ impl Gather for Avx2Gather {
 /// may access the pixels of tiles `t0 .. t0 + n` during the call.
 #[allow(clippy::too_many_arguments)]
 unsafe fn dispatch_output(
-    isa: Isa,
+    tier: &KernelTable,
     g: &Geo,
     mbuf: &[f32],
     m0: usize,
@@ -1193,22 +1222,41 @@ unsafe fn dispatch_output(
     epi: &Epilogue,
     ybuf: &mut [f32],
 ) {
-    // SAFETY: forwarded caller contract; `run` checked `isa.supported()`, which covers
-    // the features the wrappers enable.
-    unsafe {
-        match (isa, g.tile) {
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, WinogradTile::F2) => output_avx512::<K2>(g, mbuf, m0, t0, n, ld, y, epi, ybuf),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, WinogradTile::F4) => output_avx512::<K4>(g, mbuf, m0, t0, n, ld, y, epi, ybuf),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, WinogradTile::F2) => output_avx2::<K2>(g, mbuf, m0, t0, n, ld, y, epi, ybuf),
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, WinogradTile::F4) => output_avx2::<K4>(g, mbuf, m0, t0, n, ld, y, epi, ybuf),
-            (_, WinogradTile::F2) => output_block::<K2, Portable>(g, mbuf, m0, t0, n, ld, y, epi, ybuf),
-            (_, WinogradTile::F4) => output_block::<K4, Portable>(g, mbuf, m0, t0, n, ld, y, epi, ybuf),
-        }
-    }
+    let output = tier.wino_output[g.tile.index()];
+    // SAFETY: forwarded caller contract; a `KernelTable` exists only for tiers this CPU
+    // supports.
+    unsafe { output(g, mbuf, m0, t0, n, ld, y, epi, ybuf) }
+}
+
+/// A tier's output transform, `(g, mbuf, m0, t0, n, ld, y, epi, ybuf)`.
+///
+/// # Safety
+/// As [`output_block`]; the CPU must support the tier the function belongs to.
+pub(crate) type OutputFn = unsafe fn(&Geo, &[f32], usize, usize, usize, usize, SyncPtr, &Epilogue, &mut [f32]);
+
+/// Output transforms of the portable tier, by [`WinogradTile::index`].
+pub(crate) const OUTPUT_PORTABLE: [OutputFn; 2] = [output_portable::<K2>, output_portable::<K4>];
+#[cfg(target_arch = "x86_64")]
+pub(crate) const OUTPUT_AVX2: [OutputFn; 2] = [output_avx2::<K2>, output_avx2::<K4>];
+#[cfg(target_arch = "x86_64")]
+pub(crate) const OUTPUT_AVX512: [OutputFn; 2] = [output_avx512::<K2>, output_avx512::<K4>];
+
+/// # Safety
+/// As [`output_block`] (the portable scatter needs no CPU feature).
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_portable<W: Kind>(
+    g: &Geo,
+    mbuf: &[f32],
+    m0: usize,
+    t0: usize,
+    n: usize,
+    ld: usize,
+    y: SyncPtr,
+    epi: &Epilogue,
+    ybuf: &mut [f32],
+) {
+    // SAFETY: forwarded caller contract.
+    unsafe { output_block::<W, Portable>(g, mbuf, m0, t0, n, ld, y, epi, ybuf) }
 }
 
 /// SAFETY: as [`output_block`], and the CPU must support AVX-512F, AVX2 and FMA.

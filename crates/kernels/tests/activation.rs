@@ -7,7 +7,7 @@ mod common;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::activation::{apply, softmax_row, Unary};
-use sinter_kernels::Isa;
+use sinter_kernels::{Isa, KernelTable};
 
 const ALL: [Unary; 5] = [Unary::Sigmoid, Unary::Silu, Unary::Tanh, Unary::GeluErf, Unary::GeluTanh];
 const TINY: f64 = f32::MIN_POSITIVE as f64;
@@ -131,11 +131,11 @@ fn close(f: Unary, x: f32, got: f32) -> Result<f64, String> {
     }
 }
 
-fn accuracy(isa: Isa) {
+fn accuracy(tier: &KernelTable) {
     let xs = inputs();
     for f in ALL {
         let mut ys = xs.clone();
-        apply(isa, f, &mut ys).unwrap();
+        apply(tier, f, &mut ys).unwrap();
         let (mut worst, mut worst_mid) = ((0.0f64, 0.0f32), 0.0f64);
         for (&x, &y) in xs.iter().zip(&ys) {
             match close(f, x, y) {
@@ -147,17 +147,17 @@ fn accuracy(isa: Isa) {
                         worst_mid = worst_mid.max(rel);
                     }
                 }
-                Err(e) => panic!("{isa}: {e}"),
+                Err(e) => panic!("{tier}: {e}"),
             }
         }
-        println!("{isa} {f:?}: worst relative error {:.2e} at x = {} ({worst_mid:.2e} on |x| <= 4)", worst.0, worst.1);
+        println!("{tier} {f:?}: worst relative error {:.2e} at x = {} ({worst_mid:.2e} on |x| <= 4)", worst.0, worst.1);
     }
 }
 
 /// Exact results on special values, from the f64 formulas of the IR's reference:
 /// `erf(±inf) = ±1`, so GeluErf(−inf) = 0.5·(−inf)·0 = NaN, likewise GeluTanh
 /// (`tanh(−inf) = −1`) and SiLU (`−inf·sigmoid(−inf) = −inf·0`).
-fn special_values(isa: Isa) {
+fn special_values(tier: &KernelTable) {
     let (inf, nan) = (f32::INFINITY, f32::NAN);
     let cases: [(Unary, [f32; 5]); 5] = [
         // f(+inf), f(−inf), f(+0), f(−0), f(±100) pattern: see `xs` below.
@@ -172,13 +172,13 @@ fn special_values(isa: Isa) {
         for n in [1, 5, 40] {
             // Values in every lane position, NaN included.
             let mut ys: Vec<f32> = (0..n).flat_map(|_| xs.iter().copied().chain([nan])).collect();
-            apply(isa, f, &mut ys).unwrap();
+            apply(tier, f, &mut ys).unwrap();
             for (chunk_i, chunk) in ys.chunks(6).enumerate() {
                 for (i, (&got, &w)) in chunk.iter().zip(want.iter().chain([&nan])).enumerate() {
                     let ok = if w.is_nan() { got.is_nan() } else { got.to_bits() == w.to_bits() };
                     assert!(
                         ok,
-                        "{isa} {f:?}: x = {} gave {got}, want {w} (block {chunk_i})",
+                        "{tier} {f:?}: x = {} gave {got}, want {w} (block {chunk_i})",
                         xs.get(i).unwrap_or(&nan)
                     );
                 }
@@ -187,14 +187,14 @@ fn special_values(isa: Isa) {
     }
     // Far tails: exact limits or values below f32's normal range.
     let mut ys = vec![-100.0f32, -1e30, 1e30, -50.0];
-    apply(isa, Unary::GeluErf, &mut ys).unwrap();
+    apply(tier, Unary::GeluErf, &mut ys).unwrap();
     assert_eq!(ys[..3], [-0.0, -0.0, 1e30]);
     assert!(ys[3] <= 0.0 && ys[3] > -1e-38);
     let mut ys = vec![-100.0f32, 100.0, -1e30, 1e30];
-    apply(isa, Unary::Sigmoid, &mut ys).unwrap();
+    apply(tier, Unary::Sigmoid, &mut ys).unwrap();
     assert_eq!(ys, [0.0, 1.0, 0.0, 1.0]);
     let mut ys = vec![-1e30f32, 1e30, 30.0];
-    apply(isa, Unary::Tanh, &mut ys).unwrap();
+    apply(tier, Unary::Tanh, &mut ys).unwrap();
     assert_eq!(ys, [-1.0, 1.0, 1.0]);
 }
 
@@ -220,7 +220,7 @@ fn ulp_close(a: f32, b: f32, ulps: u32) -> bool {
 
 /// Every length up to 70 and a few long ones (tails shorter than a block), each element
 /// against the scalar tier: within 4 ulp (GeluTanh: plus `|2w|` ulp, see [`bound`]).
-fn lengths(isa: Isa) {
+fn lengths(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let lens: Vec<usize> = (0..=70).chain([1000, 4099]).collect();
     for f in ALL {
@@ -233,17 +233,17 @@ fn lengths(isa: Isa) {
                 })
                 .collect();
             let (mut ys, mut want) = (xs.clone(), xs.clone());
-            apply(isa, f, &mut ys).unwrap();
-            apply(Isa::Scalar, f, &mut want).unwrap();
+            apply(tier, f, &mut ys).unwrap();
+            apply(KernelTable::scalar(), f, &mut want).unwrap();
             for ((&x, &y), &w) in xs.iter().zip(&ys).zip(&want) {
                 let ulps = match f {
                     Unary::GeluTanh => 4 + (6.0 * (x * (0.8 + 0.036 * x * x)).abs()) as u32,
                     Unary::GeluErf => 8,
                     _ => 4,
                 };
-                assert!(ulp_close(y, w, ulps), "{isa} {f:?} n={n}: f({x}) = {y}, scalar {w}");
+                assert!(ulp_close(y, w, ulps), "{tier} {f:?} n={n}: f({x}) = {y}, scalar {w}");
                 if !x.is_nan() {
-                    close(f, x, y).unwrap_or_else(|e| panic!("{isa} n={n}: {e}"));
+                    close(f, x, y).unwrap_or_else(|e| panic!("{tier} n={n}: {e}"));
                 }
             }
         }
@@ -263,43 +263,43 @@ fn softmax_ref(x: &[f32]) -> Vec<f64> {
 
 /// Against f64 softmax: relative error ≤ 4e-7, outputs below `f32::MIN_POSITIVE` may
 /// flush. Measured worst: 1.6e-7 (scalar 1.7e-7) relative; sums within 6e-8 of 1.
-fn softmax_accuracy(isa: Isa) {
+fn softmax_accuracy(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let (mut worst, mut worst_sum) = (0.0f64, 0.0f64);
     for n in (1..=70).chain([1000, 4099]) {
         for scale in [1.0f32, 10.0, 100.0] {
             let x: Vec<f32> = (0..n).map(|_| rng.gen_range(-scale..scale)).collect();
             let mut y = vec![0.0; n];
-            softmax_row(isa, &x, &mut y).unwrap();
+            softmax_row(tier, &x, &mut y).unwrap();
             let want = softmax_ref(&x);
             for (&yv, &w) in y.iter().zip(&want) {
                 let (yv, tol) = (yv as f64, 4e-7);
                 if w < TINY {
-                    assert!((yv - w).abs() <= TINY, "{isa} n={n}: {yv} vs {w}");
+                    assert!((yv - w).abs() <= TINY, "{tier} n={n}: {yv} vs {w}");
                 } else {
-                    assert!(((yv - w) / w).abs() <= tol, "{isa} n={n} scale={scale}: {yv:e} vs {w:e}");
+                    assert!(((yv - w) / w).abs() <= tol, "{tier} n={n} scale={scale}: {yv:e} vs {w:e}");
                     worst = worst.max(((yv - w) / w).abs());
                 }
             }
             let sum: f64 = y.iter().map(|&v| v as f64).sum();
             worst_sum = worst_sum.max((sum - 1.0).abs());
-            assert!((sum - 1.0).abs() <= 1e-6, "{isa} n={n}: sum {sum}");
+            assert!((sum - 1.0).abs() <= 1e-6, "{tier} n={n}: sum {sum}");
             // The tier agrees with the scalar one.
             let mut s = vec![0.0; n];
-            softmax_row(Isa::Scalar, &x, &mut s).unwrap();
+            softmax_row(KernelTable::scalar(), &x, &mut s).unwrap();
             for (&a, &b) in y.iter().zip(&s) {
                 let extra = (scale * 2.0) as u32;
-                assert!(ulp_close(a, b, 4 + extra), "{isa} n={n}: {a} vs scalar {b}");
+                assert!(ulp_close(a, b, 4 + extra), "{tier} n={n}: {a} vs scalar {b}");
             }
         }
     }
-    println!("{isa} softmax: worst relative error {worst:.2e}, |sum - 1| <= {worst_sum:.2e}");
+    println!("{tier} softmax: worst relative error {worst:.2e}, |sum - 1| <= {worst_sum:.2e}");
 }
 
-fn softmax_special(isa: Isa) {
+fn softmax_special(tier: &KernelTable) {
     let run = |x: &[f32]| {
         let mut y = vec![0.0; x.len()];
-        softmax_row(isa, x, &mut y).unwrap();
+        softmax_row(tier, x, &mut y).unwrap();
         y
     };
     let (inf, nan) = (f32::INFINITY, f32::NAN);
@@ -310,10 +310,10 @@ fn softmax_special(isa: Isa) {
             for bad in [nan, inf] {
                 let mut x: Vec<f32> = (0..n).map(|i| i as f32 * 0.1).collect();
                 x[pos] = bad;
-                assert!(run(&x).iter().all(|v| v.is_nan()), "{isa} n={n} pos={pos} {bad}");
+                assert!(run(&x).iter().all(|v| v.is_nan()), "{tier} n={n} pos={pos} {bad}");
             }
         }
-        assert!(run(&vec![-inf; n]).iter().all(|v| v.is_nan()), "{isa} n={n} all -inf");
+        assert!(run(&vec![-inf; n]).iter().all(|v| v.is_nan()), "{tier} n={n} all -inf");
     }
     // −inf entries get exactly 0; huge values do not overflow.
     assert_eq!(run(&[-inf, 0.0, -inf]), [0.0, 1.0, 0.0]);
@@ -328,18 +328,18 @@ fn softmax_special(isa: Isa) {
     assert!((y[0] as f64 - e / (1.0 + e)).abs() < 1e-7 && y[1] == 0.0 && y[3] == 0.0);
 }
 
-fn errors(isa: Isa) {
+fn errors(tier: &KernelTable) {
     let mut y = vec![0.0; 3];
-    assert!(softmax_row(isa, &[], &mut []).is_err());
-    assert!(softmax_row(isa, &[1.0, 2.0], &mut y).is_err());
-    assert!(apply(isa, Unary::Tanh, &mut []).is_ok());
+    assert!(softmax_row(tier, &[], &mut []).is_err());
+    assert!(softmax_row(tier, &[1.0, 2.0], &mut y).is_err());
+    assert!(apply(tier, Unary::Tanh, &mut []).is_ok());
 }
 
 #[test]
 fn unsupported_tier_is_an_error() {
+    // A tier this CPU lacks has no table, so its kernels cannot be reached.
     for isa in [Isa::Avx2, Isa::Avx512, Isa::Neon].into_iter().filter(|i| !i.supported()) {
-        assert!(apply(isa, Unary::Sigmoid, &mut [1.0]).is_err());
-        assert!(softmax_row(isa, &[1.0], &mut [0.0]).is_err());
+        assert!(KernelTable::for_isa(isa).is_err());
     }
 }
 

@@ -6,7 +6,7 @@ mod common;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::depthwise::{depthwise_conv2d, depthwise_conv2d_channels, scratch_floats, DwGeom};
-use sinter_kernels::{Activation, Isa};
+use sinter_kernels::{Activation, Isa, KernelTable};
 
 /// One test case: sizes and attributes (pads are `[top, left, bottom, right]`).
 #[derive(Clone, Copy, Debug)]
@@ -90,18 +90,18 @@ fn reference(c: &Case, x: &[f32], w: &[f32], bias: f32, act: Activation) -> (Vec
     (y, mag)
 }
 
-fn check(isa: Isa, c: &Case, x: &[f32], w: &[f32], bias: f32, act: Activation) {
+fn check(tier: &KernelTable, c: &Case, x: &[f32], w: &[f32], bias: f32, act: Activation) {
     let g = c.geom();
     let [oh, ow] = c.out().unwrap();
     let mut y = vec![f32::from_bits(0x7fc0_1234); oh * ow]; // garbage that is not a result
                                                             // Scratch full of garbage too: the kernel must not depend on its contents.
     let mut scratch = vec![f32::NAN; scratch_floats(&g) + 3];
-    depthwise_conv2d(isa, &g, x, w, bias, act, &mut y, &mut scratch).unwrap();
-    assert_matches(isa, c, act, &y, x, w, bias);
+    depthwise_conv2d(tier, &g, x, w, bias, act, &mut y, &mut scratch).unwrap();
+    assert_matches(tier, c, act, &y, x, w, bias);
 }
 
 /// `y` against the f64 reference of one plane.
-fn assert_matches(isa: Isa, c: &Case, act: Activation, y: &[f32], x: &[f32], w: &[f32], bias: f32) {
+fn assert_matches(tier: &KernelTable, c: &Case, act: Activation, y: &[f32], x: &[f32], w: &[f32], bias: f32) {
     let ow = c.out().unwrap()[1];
     let (want, mag) = reference(c, x, w, bias, act);
     assert_eq!(y.len(), want.len());
@@ -113,7 +113,7 @@ fn assert_matches(isa: Isa, c: &Case, act: Activation, y: &[f32], x: &[f32], w: 
         } else {
             (got as f64 - want).abs() <= 1e-5 * mag + 1e-6
         };
-        assert!(ok, "{isa} {c:?} {act:?}: output {i} (row {}, col {}) = {got}, expected {want}", i / ow, i % ow);
+        assert!(ok, "{tier} {c:?} {act:?}: output {i} (row {}, col {}) = {got}, expected {want}", i / ow, i % ow);
     }
 }
 
@@ -122,7 +122,7 @@ fn rand_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
 }
 
 /// Odd widths, all strides 1..3, pads, dilation 2, several kernels.
-fn sizes_battery(isa: Isa) {
+fn sizes_battery(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut n = 0;
     let widths: Vec<usize> = (1..=20).chain([33, 47]).collect();
@@ -139,7 +139,7 @@ fn sizes_battery(isa: Isa) {
                         let x = rand_vec(&mut rng, h * w);
                         let wt = rand_vec(&mut rng, k[0] * k[1]);
                         let act = [Activation::None, Activation::Relu, Activation::Clip { lo: -0.3, hi: 0.6 }][n % 3];
-                        check(isa, &c, &x, &wt, rng.gen_range(-1.0..1.0), act);
+                        check(tier, &c, &x, &wt, rng.gen_range(-1.0..1.0), act);
                         n += 1;
                     }
                 }
@@ -150,7 +150,7 @@ fn sizes_battery(isa: Isa) {
 }
 
 /// MobileNet / PP-OCR shapes, including wide rows (the multi-vector blocks).
-fn model_shapes(isa: Isa) {
+fn model_shapes(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     for (hw, k, s, p) in [
         (112, 3, 1, 1),
@@ -165,12 +165,12 @@ fn model_shapes(isa: Isa) {
         let c = Case { h: hw, w: hw + 3, k: [k, k], s: [s, s], d: [1, 1], pads: [p; 4] };
         let x = rand_vec(&mut rng, c.h * c.w);
         let wt = rand_vec(&mut rng, k * k);
-        check(isa, &c, &x, &wt, 0.25, Activation::Clip { lo: 0.0, hi: 6.0 });
+        check(tier, &c, &x, &wt, 0.25, Activation::Clip { lo: 0.0, hi: 6.0 });
     }
 }
 
 /// Larger outputs than the input implies (ceil mode, big trailing pads) and 1-pixel planes.
-fn odd_outputs(isa: Isa) {
+fn odd_outputs(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     for c in [
         Case { h: 1, w: 1, k: [3, 3], s: [1, 1], d: [1, 1], pads: [1, 1, 1, 1] },
@@ -181,13 +181,13 @@ fn odd_outputs(isa: Isa) {
     ] {
         let x = rand_vec(&mut rng, c.h * c.w);
         let wt = rand_vec(&mut rng, c.k[0] * c.k[1]);
-        check(isa, &c, &x, &wt, -0.5, Activation::None);
-        check(isa, &c, &x, &wt, -0.5, Activation::Relu);
+        check(tier, &c, &x, &wt, -0.5, Activation::None);
+        check(tier, &c, &x, &wt, -0.5, Activation::Relu);
     }
 }
 
 /// NaN and infinities in the input propagate as in the definition; activations keep NaN.
-fn non_finite(isa: Isa) {
+fn non_finite(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(10);
     for (hw, s) in [(9, 1), (20, 2), (33, 1), (5, 3)] {
         let c = Case { h: hw, w: hw, k: [3, 3], s: [s, s], d: [1, 1], pads: [1; 4] };
@@ -199,13 +199,13 @@ fn non_finite(isa: Isa) {
         x[hw * hw - 2] = f32::NEG_INFINITY; // inf - inf windows give NaN
         let wt = rand_vec(&mut rng, 9);
         for act in [Activation::None, Activation::Relu, Activation::Clip { lo: -1.0, hi: 1.0 }] {
-            check(isa, &c, &x, &wt, 0.0, act);
+            check(tier, &c, &x, &wt, 0.0, act);
         }
     }
 }
 
 /// Non-finite weights: padding taps give `w·0` (NaN for ±inf), as ONNX's zero padding.
-fn non_finite_weights(isa: Isa) {
+fn non_finite_weights(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     for (hw, s, p) in [(6, 1, 1), (19, 2, 1), (7, 1, 0)] {
         let c = Case { h: hw, w: hw + 2, k: [3, 3], s: [s, s], d: [1, 1], pads: [p; 4] };
@@ -213,31 +213,31 @@ fn non_finite_weights(isa: Isa) {
         for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
             let mut wt = rand_vec(&mut rng, 9);
             wt[0] = bad;
-            check(isa, &c, &x, &wt, 0.5, Activation::None);
-            check(isa, &c, &x, &wt, 0.5, Activation::Relu);
+            check(tier, &c, &x, &wt, 0.5, Activation::None);
+            check(tier, &c, &x, &wt, 0.5, Activation::Relu);
         }
     }
 }
 
 /// Wrong slice sizes are errors, not panics.
-fn bad_sizes(isa: Isa) {
+fn bad_sizes(tier: &KernelTable) {
     let g = DwGeom::new([5, 6], [5, 6], [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
     let (x, w, mut y) = (vec![0.0; 30], vec![0.0; 9], vec![0.0; 30]);
     let mut scratch = vec![0.0; scratch_floats(&g)];
     let act = Activation::None;
-    assert!(depthwise_conv2d(isa, &g, &x[..29], &w, 0.0, act, &mut y, &mut scratch).is_err());
-    assert!(depthwise_conv2d(isa, &g, &x, &w[..8], 0.0, act, &mut y, &mut scratch).is_err());
-    assert!(depthwise_conv2d(isa, &g, &x, &w, 0.0, act, &mut y[..29], &mut scratch).is_err());
-    if isa != Isa::Scalar {
+    assert!(depthwise_conv2d(tier, &g, &x[..29], &w, 0.0, act, &mut y, &mut scratch).is_err());
+    assert!(depthwise_conv2d(tier, &g, &x, &w[..8], 0.0, act, &mut y, &mut scratch).is_err());
+    assert!(depthwise_conv2d(tier, &g, &x, &w, 0.0, act, &mut y[..29], &mut scratch).is_err());
+    if tier.isa() != Isa::Scalar {
         let n = scratch.len() - 1;
-        assert!(depthwise_conv2d(isa, &g, &x, &w, 0.0, act, &mut y, &mut scratch[..n]).is_err());
+        assert!(depthwise_conv2d(tier, &g, &x, &w, 0.0, act, &mut y, &mut scratch[..n]).is_err());
     }
-    assert!(depthwise_conv2d(isa, &g, &x, &w, 0.0, act, &mut y, &mut scratch).is_ok());
+    assert!(depthwise_conv2d(tier, &g, &x, &w, 0.0, act, &mut y, &mut scratch).is_ok());
 }
 
 /// The multi-channel entry point: each channel as the f64 reference of its plane, with
 /// and without bias, on shapes of the row-ring path and of the window engine.
-fn channels(isa: Isa) {
+fn channels(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     let cases = [
         Case { h: 7, w: 7, k: [3, 3], s: [1, 1], d: [1, 1], pads: [1; 4] },
@@ -265,11 +265,11 @@ fn channels(isa: Isa) {
             let mut y = vec![f32::from_bits(0x7fc0_1234); chans * out];
             let mut scratch = vec![f32::NAN; scratch_floats(&g)];
             let b = with_bias.then_some(&bias[..]);
-            depthwise_conv2d_channels(isa, &g, chans, &x, &wt, b, act, &mut y, &mut scratch).unwrap();
+            depthwise_conv2d_channels(tier, &g, chans, &x, &wt, b, act, &mut y, &mut scratch).unwrap();
             for i in 0..chans {
                 let bi = if with_bias { bias[i] } else { 0.0 };
                 let (xc, wc) = (&x[i * plane..][..plane], &wt[i * taps..][..taps]);
-                assert_matches(isa, c, act, &y[i * out..][..out], xc, wc, bi);
+                assert_matches(tier, c, act, &y[i * out..][..out], xc, wc, bi);
             }
         }
     }
@@ -279,17 +279,17 @@ fn channels(isa: Isa) {
     let (x, w, b, mut y) = (vec![0.0; 2 * 49], vec![0.0; 18], vec![0.0; 2], vec![0.0; 2 * 49]);
     let mut scratch = vec![0.0; scratch_floats(&g)];
     let act = Activation::None;
-    assert!(depthwise_conv2d_channels(isa, &g, 2, &x, &w, Some(&b), act, &mut y, &mut scratch).is_ok());
-    assert!(depthwise_conv2d_channels(isa, &g, 2, &x[1..], &w, Some(&b), act, &mut y, &mut scratch).is_err());
-    assert!(depthwise_conv2d_channels(isa, &g, 2, &x, &w[1..], Some(&b), act, &mut y, &mut scratch).is_err());
-    assert!(depthwise_conv2d_channels(isa, &g, 2, &x, &w, Some(&b[1..]), act, &mut y, &mut scratch).is_err());
-    assert!(depthwise_conv2d_channels(isa, &g, 2, &x, &w, Some(&b), act, &mut y[1..], &mut scratch).is_err());
-    assert!(depthwise_conv2d_channels(isa, &g, 3, &x, &w, Some(&b), act, &mut y, &mut scratch).is_err());
-    assert!(depthwise_conv2d_channels(isa, &g, usize::MAX, &x, &w, None, act, &mut y, &mut scratch).is_err());
-    assert!(depthwise_conv2d_channels(isa, &g, 0, &[], &[], None, act, &mut [], &mut scratch).is_ok());
-    if isa != Isa::Scalar {
+    assert!(depthwise_conv2d_channels(tier, &g, 2, &x, &w, Some(&b), act, &mut y, &mut scratch).is_ok());
+    assert!(depthwise_conv2d_channels(tier, &g, 2, &x[1..], &w, Some(&b), act, &mut y, &mut scratch).is_err());
+    assert!(depthwise_conv2d_channels(tier, &g, 2, &x, &w[1..], Some(&b), act, &mut y, &mut scratch).is_err());
+    assert!(depthwise_conv2d_channels(tier, &g, 2, &x, &w, Some(&b[1..]), act, &mut y, &mut scratch).is_err());
+    assert!(depthwise_conv2d_channels(tier, &g, 2, &x, &w, Some(&b), act, &mut y[1..], &mut scratch).is_err());
+    assert!(depthwise_conv2d_channels(tier, &g, 3, &x, &w, Some(&b), act, &mut y, &mut scratch).is_err());
+    assert!(depthwise_conv2d_channels(tier, &g, usize::MAX, &x, &w, None, act, &mut y, &mut scratch).is_err());
+    assert!(depthwise_conv2d_channels(tier, &g, 0, &[], &[], None, act, &mut [], &mut scratch).is_ok());
+    if tier.isa() != Isa::Scalar {
         let n = scratch.len() - 1;
-        assert!(depthwise_conv2d_channels(isa, &g, 2, &x, &w, Some(&b), act, &mut y, &mut scratch[..n]).is_err());
+        assert!(depthwise_conv2d_channels(tier, &g, 2, &x, &w, Some(&b), act, &mut y, &mut scratch[..n]).is_err());
     }
 }
 
@@ -303,19 +303,17 @@ fn geometry_is_validated() {
     assert!(DwGeom::new([5, 5], [5, 5], [3, usize::MAX], [1, 1], [1, 1], [1, 1]).is_err());
     // Empty outputs are fine and write nothing.
     let g = DwGeom::new([0, 0], [0, 4], [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
-    for isa in Isa::available() {
+    for tier in KernelTable::available() {
         let mut scratch = vec![0.0; scratch_floats(&g)];
-        depthwise_conv2d(isa, &g, &[], &[0.0; 9], 0.0, Activation::None, &mut [], &mut scratch).unwrap();
+        depthwise_conv2d(tier, &g, &[], &[0.0; 9], 0.0, Activation::None, &mut [], &mut scratch).unwrap();
     }
 }
 
 #[test]
 fn unsupported_tier_is_an_error() {
-    let g = DwGeom::new([2, 2], [2, 2], [1, 1], [1, 1], [1, 1], [0, 0]).unwrap();
+    // A tier this CPU lacks has no table, so its kernels cannot be reached.
     for isa in [Isa::Avx2, Isa::Avx512, Isa::Neon].into_iter().filter(|i| !i.supported()) {
-        let mut y = [0.0; 4];
-        let mut scratch = vec![0.0; scratch_floats(&g)];
-        assert!(depthwise_conv2d(isa, &g, &[1.0; 4], &[1.0], 0.0, Activation::None, &mut y, &mut scratch).is_err());
+        assert!(KernelTable::for_isa(isa).is_err());
     }
 }
 

@@ -11,7 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::gemm::RowFn;
 use sinter_kernels::{
-    pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, Isa, KernelError, Matrix, PackedA, ThreadPool, MR,
+    pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, Isa, KernelError, KernelTable, Matrix, PackedA,
+    ThreadPool, MR,
 };
 use std::sync::Mutex;
 
@@ -79,7 +80,7 @@ impl Case {
         out
     }
 
-    fn run(&self, isa: Isa, ldc: usize, pool: &ThreadPool, post: Option<RowFn>) -> Vec<f32> {
+    fn run(&self, tier: &KernelTable, ldc: usize, pool: &ThreadPool, post: Option<RowFn>) -> Vec<f32> {
         let mut packed = vec![f32::NAN; packed_a_len(self.m, self.k)];
         pack_a(self.m, self.k, &self.a, self.k, &mut packed).unwrap();
         let a = PackedA::new(&packed, self.m, self.k).unwrap();
@@ -87,7 +88,7 @@ impl Case {
         let res = self.res.as_ref().map(|(r, ldr)| Matrix::new(r, self.m, self.n, *ldr).unwrap());
         let epi = Epilogue { bias: self.bias.as_deref(), residual: res, act: self.act, post };
         let mut c = vec![SENTINEL; self.m.saturating_sub(1) * ldc + self.n];
-        sgemm(isa, &a, &b, &mut c, ldc, &epi, pool).unwrap();
+        sgemm(tier, &a, &b, &mut c, ldc, &epi, pool).unwrap();
         c
     }
 }
@@ -138,7 +139,7 @@ fn check(case: &Case, c: &[f32], ldc: usize, what: &str) {
     }
 }
 
-fn odd_shapes(isa: Isa) {
+fn odd_shapes(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let pool = ThreadPool::new(1);
     let ms: Vec<usize> = (1..=17).chain([31, 33, 65]).collect();
@@ -147,24 +148,24 @@ fn odd_shapes(isa: Isa) {
         for &n in &ns {
             for k in [1, 2, 3, 8, 17, 33] {
                 let case = Case::random(&mut rng, m, n, k);
-                check(&case, &case.run(isa, n, &pool, None), n, "odd shapes");
+                check(&case, &case.run(tier, n, &pool, None), n, "odd shapes");
             }
         }
     }
 }
 
-fn strided_c(isa: Isa) {
+fn strided_c(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let pool = ThreadPool::new(1);
     for (m, n, k) in [(9, 13, 5), (16, 48, 7), (3, 1, 4), (17, 50, 19)] {
         let case = Case::random(&mut rng, m, n, k);
         for ldc in [n + 1, n + 7, 2 * n + 16] {
-            check(&case, &case.run(isa, ldc, &pool, None), ldc, "ldc > n");
+            check(&case, &case.run(tier, ldc, &pool, None), ldc, "ldc > n");
         }
     }
 }
 
-fn epilogues(isa: Isa) {
+fn epilogues(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let pool = ThreadPool::new(1);
     let acts = [
@@ -176,19 +177,19 @@ fn epilogues(isa: Isa) {
     for (m, n, k) in [(1, 1, 1), (8, 48, 16), (13, 29, 9), (24, 100, 40), (5, 3, 300)] {
         for act in acts {
             let case = Case::random(&mut rng, m, n, k).with_epilogue(&mut rng, act);
-            check(&case, &case.run(isa, n + 2, &pool, None), n + 2, "epilogue");
+            check(&case, &case.run(tier, n + 2, &pool, None), n + 2, "epilogue");
         }
         // Bias only, residual only.
         let mut case = Case::random(&mut rng, m, n, k).with_epilogue(&mut rng, Activation::Relu);
         case.res = None;
-        check(&case, &case.run(isa, n, &pool, None), n, "bias only");
+        check(&case, &case.run(tier, n, &pool, None), n, "bias only");
         let mut case = Case::random(&mut rng, m, n, k).with_epilogue(&mut rng, Activation::None);
         case.bias = None;
-        check(&case, &case.run(isa, n, &pool, None), n, "residual only");
+        check(&case, &case.run(tier, n, &pool, None), n, "residual only");
     }
 }
 
-fn post_callback(isa: Isa) {
+fn post_callback(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     for threads in [1, 2, 3] {
         let pool = ThreadPool::new(threads);
@@ -207,7 +208,7 @@ fn post_callback(isa: Isa) {
                     *x *= 2.0;
                 }
             };
-            let c = case.run(isa, n, &pool, Some(&post));
+            let c = case.run(tier, n, &pool, Some(&post));
             assert!(seen.into_inner().unwrap().iter().all(|&s| s == 1), "post must see every element once");
             for (i, (&got, &(want, mag))) in c.iter().zip(&expected).enumerate() {
                 assert!((got as f64 - 2.0 * want).abs() <= 2e-5 * mag + 1e-30, "post write lost at {i}");
@@ -216,7 +217,7 @@ fn post_callback(isa: Isa) {
     }
 }
 
-fn non_finite(isa: Isa) {
+fn non_finite(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let pool = ThreadPool::new(1);
     for act in [Activation::None, Activation::Relu, Activation::Clip { lo: -1.0, hi: 1.0 }] {
@@ -230,19 +231,19 @@ fn non_finite(isa: Isa) {
             if let Some(bias) = &mut case.bias {
                 bias[m - 1] = f32::NAN;
             }
-            check(&case, &case.run(isa, n, &pool, None), n, "NaN/Inf");
+            check(&case, &case.run(tier, n, &pool, None), n, "NaN/Inf");
         }
     }
     // A large-magnitude accumulation that overflows to +Inf, then Clip.
     let mut case = Case::random(&mut rng, 2, 3, 4);
     case.a.iter_mut().for_each(|x| *x = 3e38);
     case.b.iter_mut().for_each(|x| *x = 1.0);
-    check(&case, &case.run(isa, 3, &pool, None), 3, "overflow to Inf");
+    check(&case, &case.run(tier, 3, &pool, None), 3, "overflow to Inf");
     case.act = Activation::Clip { lo: 0.0, hi: 6.0 };
-    check(&case, &case.run(isa, 3, &pool, None), 3, "Clip(Inf)");
+    check(&case, &case.run(tier, 3, &pool, None), 3, "Clip(Inf)");
 }
 
-fn large_blocks(isa: Isa) {
+fn large_blocks(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let pool = ThreadPool::new(1);
     // k beyond every tier's KC (several K blocks), n beyond NC (several N blocks); a
@@ -250,19 +251,19 @@ fn large_blocks(isa: Isa) {
     // 5-column tail panel over three K blocks of a B too large for that.
     for (m, n, k) in [(17, 1250, 37), (11, 40, 777), (33, 1201, 530), (13, 581, 700)] {
         let case = Case::random(&mut rng, m, n, k).with_epilogue(&mut rng, Activation::Clip { lo: -2.0, hi: 2.0 });
-        check(&case, &case.run(isa, n + 1, &pool, None), n + 1, "large k/n");
+        check(&case, &case.run(tier, n + 1, &pool, None), n + 1, "large k/n");
     }
 }
 
-fn threads_agree(isa: Isa) {
+fn threads_agree(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     // Wide (N split), tall-narrow like a 1x1 conv on a 7x7 map (M split), and odd.
     for (m, n, k) in [(64, 1000, 64), (2048, 49, 64), (203, 301, 71), (9, 2000, 300)] {
         let case = Case::random(&mut rng, m, n, k).with_epilogue(&mut rng, Activation::Relu);
-        let one = case.run(isa, n, &ThreadPool::new(1), None);
+        let one = case.run(tier, n, &ThreadPool::new(1), None);
         check(&case, &one, n, "1 thread");
         for threads in [2, 3] {
-            let many = case.run(isa, n, &ThreadPool::new(threads), None);
+            let many = case.run(tier, n, &ThreadPool::new(threads), None);
             let same = one.iter().zip(&many).all(|(x, y)| x.to_bits() == y.to_bits());
             assert!(same, "{threads} threads differ from 1 thread for {m}x{n}x{k}");
         }
@@ -275,14 +276,14 @@ fn threads_agree(isa: Isa) {
 /// tier blocks K this narrow a B; `large_blocks` covers tails over K blocks), ldc > n,
 /// the full epilogue with a `post` callback, and 1 to 3 threads, each bitwise equal to
 /// the 1-thread result.
-fn column_tails(isa: Isa) {
+fn column_tails(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(10);
     let acts = [Activation::Relu, Activation::None, Activation::Clip { lo: -0.5, hi: 0.75 }];
     for n in (1..=70).chain([97, 145, 196]) {
         for (m, k) in [(9, 1), (13, 37), (70, 300)] {
             let case = Case::random(&mut rng, m, n, k).with_epilogue(&mut rng, acts[n % 3]);
             let ldc = n + 1 + n % 5;
-            let one = case.run(isa, ldc, &ThreadPool::new(1), None);
+            let one = case.run(tier, ldc, &ThreadPool::new(1), None);
             check(&case, &one, ldc, "column tail");
             for threads in [2, 3] {
                 let seen = Mutex::new(vec![0u32; m * n]);
@@ -295,7 +296,7 @@ fn column_tails(isa: Isa) {
                         *x = -*x;
                     }
                 };
-                let mut many = case.run(isa, ldc, &ThreadPool::new(threads), Some(&post));
+                let mut many = case.run(tier, ldc, &ThreadPool::new(threads), Some(&post));
                 assert!(seen.into_inner().unwrap().iter().all(|&s| s == 1), "post must see every element once");
                 for i in 0..m {
                     many[i * ldc..i * ldc + n].iter_mut().for_each(|x| *x = -*x);
@@ -307,7 +308,7 @@ fn column_tails(isa: Isa) {
     }
 }
 
-fn zero_sizes(isa: Isa) {
+fn zero_sizes(tier: &KernelTable) {
     let pool = ThreadPool::new(2);
     // k = 0: C = act(bias + residual).
     let bias = [1.0, -2.0, 0.5];
@@ -317,16 +318,16 @@ fn zero_sizes(isa: Isa) {
     let b = Matrix::new(&[], 0, 2, 2).unwrap();
     let mut c = vec![SENTINEL; 6];
     let epi = Epilogue { bias: Some(&bias), residual: Some(res), act: Activation::Relu, post: None };
-    sgemm(isa, &a, &b, &mut c, 2, &epi, &pool).unwrap();
+    sgemm(tier, &a, &b, &mut c, 2, &epi, &pool).unwrap();
     assert_eq!(c, [1.25, 0.5, 1.0, 0.0, 1.5, 1.5]);
     // m = 0 or n = 0: nothing is written.
     let a0 = PackedA::new(&[], 0, 4).unwrap();
     let b4 = Matrix::new(&[1.0; 8], 4, 2, 2).unwrap();
     let mut c = vec![SENTINEL; 2];
-    sgemm(isa, &a0, &b4, &mut c, 2, &Epilogue::default(), &pool).unwrap();
+    sgemm(tier, &a0, &b4, &mut c, 2, &Epilogue::default(), &pool).unwrap();
     let a1 = PackedA::new(&[1.0; MR * 4], 1, 4).unwrap();
     let bn0 = Matrix::new(&[], 4, 0, 0).unwrap();
-    sgemm(isa, &a1, &bn0, &mut c, 0, &Epilogue::default(), &pool).unwrap();
+    sgemm(tier, &a1, &bn0, &mut c, 0, &Epilogue::default(), &pool).unwrap();
     assert_eq!(c, [SENTINEL; 2]);
 }
 
@@ -389,7 +390,7 @@ fn shape_errors_are_errors() {
     shape(Matrix::new(&a, 4, 4, 4).map(drop)); // 16 > 12 floats
     shape(Matrix::new(&a, usize::MAX, 2, usize::MAX).map(drop));
 
-    let isa = Isa::Scalar;
+    let tier = KernelTable::scalar();
     let pool = ThreadPool::new(1);
     pack_a(3, 4, &a, 4, &mut out).unwrap();
     let pa = PackedA::new(&out, 3, 4).unwrap();
@@ -397,15 +398,15 @@ fn shape_errors_are_errors() {
     let b_bad = Matrix::new(&a, 3, 4, 4).unwrap();
     let mut c = vec![0.0; 9];
     let none = Epilogue::default();
-    shape(sgemm(isa, &pa, &b_bad, &mut c, 4, &none, &pool));
-    shape(sgemm(isa, &pa, &b, &mut c[..8], 3, &none, &pool));
-    shape(sgemm(isa, &pa, &b, &mut c, 2, &none, &pool)); // ldc < n
-    shape(sgemm(isa, &pa, &b, &mut c, usize::MAX, &none, &pool));
+    shape(sgemm(tier, &pa, &b_bad, &mut c, 4, &none, &pool));
+    shape(sgemm(tier, &pa, &b, &mut c[..8], 3, &none, &pool));
+    shape(sgemm(tier, &pa, &b, &mut c, 2, &none, &pool)); // ldc < n
+    shape(sgemm(tier, &pa, &b, &mut c, usize::MAX, &none, &pool));
     let short_bias = Epilogue { bias: Some(&a[..2]), ..Epilogue::default() };
-    shape(sgemm(isa, &pa, &b, &mut c, 3, &short_bias, &pool));
+    shape(sgemm(tier, &pa, &b, &mut c, 3, &short_bias, &pool));
     let small_res = Epilogue { residual: Some(Matrix::new(&a, 2, 3, 3).unwrap()), ..Epilogue::default() };
-    shape(sgemm(isa, &pa, &b, &mut c, 3, &small_res, &pool));
-    sgemm(isa, &pa, &b, &mut c, 3, &none, &pool).unwrap();
+    shape(sgemm(tier, &pa, &b, &mut c, 3, &small_res, &pool));
+    sgemm(tier, &pa, &b, &mut c, 3, &none, &pool).unwrap();
 }
 
 #[test]
@@ -415,11 +416,8 @@ fn unsupported_tier_is_an_error() {
         eprintln!("skipping: this CPU supports every tier");
         return;
     };
-    let packed = vec![1.0; packed_a_len(2, 2)];
-    let a = PackedA::new(&packed, 2, 2).unwrap();
-    let b = Matrix::new(&[1.0; 4], 2, 2, 2).unwrap();
-    let mut c = [0.0; 4];
-    let r = sgemm(missing, &a, &b, &mut c, 2, &Epilogue::default(), &ThreadPool::new(1));
+    // A tier this CPU lacks has no table, so none of its kernels can be called.
+    let r = KernelTable::for_isa(missing);
     assert!(matches!(r, Err(KernelError::UnsupportedTier { .. })), "{r:?}");
 }
 
@@ -434,19 +432,19 @@ fn nested_sgemm_in_post() {
     pack_a(9, 11, &inner.a, 11, &mut packed).unwrap();
     let inner_a = PackedA::new(&packed, 9, 11).unwrap();
     let inner_b = Matrix::new(&inner.b, 11, 10, 10).unwrap();
-    for isa in Isa::available() {
+    for tier in KernelTable::available() {
         let outer = Case::random(&mut rng, 20, 30, 40);
         let nested_ok = Mutex::new(true);
         let post = |_: usize, _: usize, _: &mut [f32]| {
             let mut c = vec![0.0; 90];
-            sgemm(isa, &inner_a, &inner_b, &mut c, 10, &Epilogue::default(), &ThreadPool::new(1)).unwrap();
+            sgemm(tier, &inner_a, &inner_b, &mut c, 10, &Epilogue::default(), &ThreadPool::new(1)).unwrap();
             let expected = inner.reference();
             let ok = c.iter().zip(&expected).all(|(&g, &(w, mag))| (g as f64 - w).abs() <= 1e-5 * mag + 1e-30);
             *nested_ok.lock().unwrap() &= ok;
         };
-        let c = outer.run(isa, 30, &ThreadPool::new(1), Some(&post));
+        let c = outer.run(tier, 30, &ThreadPool::new(1), Some(&post));
         check(&outer, &c, 30, "outer of nested");
-        assert!(nested_ok.into_inner().unwrap(), "nested sgemm result wrong ({isa})");
+        assert!(nested_ok.into_inner().unwrap(), "nested sgemm result wrong ({tier})");
     }
 }
 
@@ -476,7 +474,7 @@ impl BSource for Transposed<'_> {
 #[test]
 fn custom_b_source() {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
-    for isa in Isa::available() {
+    for tier in KernelTable::available() {
         let case = Case::random(&mut rng, 21, 67, 300);
         let mut bt = vec![0.0; case.n * case.k];
         for kk in 0..case.k {
@@ -488,7 +486,7 @@ fn custom_b_source() {
         pack_a(case.m, case.k, &case.a, case.k, &mut packed).unwrap();
         let a = PackedA::new(&packed, case.m, case.k).unwrap();
         let mut c = vec![0.0; case.m * case.n];
-        sgemm(isa, &a, &Transposed(&bt, case.n, case.k), &mut c, case.n, &Epilogue::default(), &ThreadPool::new(2))
+        sgemm(tier, &a, &Transposed(&bt, case.n, case.k), &mut c, case.n, &Epilogue::default(), &ThreadPool::new(2))
             .unwrap();
         check(&case, &c, case.n, "transposed B source");
     }

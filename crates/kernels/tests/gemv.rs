@@ -3,7 +3,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::gemv::sgemv;
-use sinter_kernels::{pack_a, packed_a_len, Activation, Isa, PackedA, ThreadPool};
+use sinter_kernels::{pack_a, packed_a_len, Activation, KernelTable, PackedA, ThreadPool};
 
 fn reference(a: &[f32], x: &[f32], bias: Option<&[f32]>, act: Activation, m: usize, k: usize) -> Vec<f64> {
     (0..m)
@@ -17,7 +17,7 @@ fn reference(a: &[f32], x: &[f32], bias: Option<&[f32]>, act: Activation, m: usi
         .collect()
 }
 
-fn check(isa: Isa, m: usize, k: usize, act: Activation, threads: usize, special: bool) {
+fn check(tier: &KernelTable, m: usize, k: usize, act: Activation, threads: usize, special: bool) {
     let mut rng = ChaCha8Rng::seed_from_u64((m * 1000 + k) as u64);
     let mut a: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let x: Vec<f32> = (0..k).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -31,24 +31,24 @@ fn check(isa: Isa, m: usize, k: usize, act: Activation, threads: usize, special:
     let pa = PackedA::new(&packed, m, k).unwrap();
     let mut y = vec![0.0; m];
     let pool = ThreadPool::new(threads);
-    sgemv(isa, &pa, &x, Some(&bias), act, &mut y, &pool).unwrap();
+    sgemv(tier, &pa, &x, Some(&bias), act, &mut y, &pool).unwrap();
     let want = reference(&a, &x, Some(&bias), act, m, k);
     for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
         let scale: f64 = (0..k).map(|j| (a[i * k + j] as f64 * x[j] as f64).abs()).sum::<f64>() + 1.0;
         let ok = (g.is_nan() && w.is_nan()) || g as f64 == w || ((g as f64 - w).abs() <= 1e-5 * scale);
-        assert!(ok, "{isa} m={m} k={k} {act:?} threads={threads} row {i}: got {g}, want {w}");
+        assert!(ok, "{tier} m={m} k={k} {act:?} threads={threads} row {i}: got {g}, want {w}");
     }
 }
 
 #[test]
 fn sgemv_matches_reference_on_every_tier() {
-    for isa in Isa::available() {
+    for tier in KernelTable::available() {
         for &m in &[1, 3, 7, 8, 9, 17, 64, 1000] {
             for &k in &[1, 2, 3, 5, 8, 13, 64, 127, 2048] {
                 for act in [Activation::None, Activation::Relu, Activation::Clip { lo: -0.5, hi: 0.5 }] {
-                    check(isa, m, k, act, 1, false);
+                    check(tier, m, k, act, 1, false);
                 }
-                check(isa, m, k, Activation::Relu, 3, true);
+                check(tier, m, k, Activation::Relu, 3, true);
             }
         }
     }
@@ -60,7 +60,7 @@ fn sgemv_rejects_wrong_lengths() {
     let pa = PackedA::new(&packed, 5, 3).unwrap();
     let pool = ThreadPool::new(1);
     let mut y = vec![0.0; 5];
-    assert!(sgemv(Isa::Scalar, &pa, &[0.0; 2], None, Activation::None, &mut y, &pool).is_err());
-    assert!(sgemv(Isa::Scalar, &pa, &[0.0; 3], None, Activation::None, &mut y[..4], &pool).is_err());
-    assert!(sgemv(Isa::Scalar, &pa, &[0.0; 3], Some(&[0.0; 4]), Activation::None, &mut y, &pool).is_err());
+    assert!(sgemv(KernelTable::scalar(), &pa, &[0.0; 2], None, Activation::None, &mut y, &pool).is_err());
+    assert!(sgemv(KernelTable::scalar(), &pa, &[0.0; 3], None, Activation::None, &mut y[..4], &pool).is_err());
+    assert!(sgemv(KernelTable::scalar(), &pa, &[0.0; 3], Some(&[0.0; 4]), Activation::None, &mut y, &pool).is_err());
 }

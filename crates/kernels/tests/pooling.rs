@@ -6,7 +6,7 @@ mod common;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::pooling::{global_average_pool, global_max_pool, pool2d, pool_scratch_floats, PoolGeom, PoolKind};
-use sinter_kernels::Isa;
+use sinter_kernels::{Isa, KernelTable};
 
 /// Sizes and attributes; pads `[top, left, bottom, right]`; `ceil` as ONNX ceil_mode.
 #[derive(Clone, Copy, Debug)]
@@ -87,12 +87,12 @@ fn reference(c: &Case, kind: PoolKind, x: &[f32]) -> Vec<f64> {
     y
 }
 
-fn check(isa: Isa, c: &Case, kind: PoolKind, x: &[f32]) {
+fn check(tier: &KernelTable, c: &Case, kind: PoolKind, x: &[f32]) {
     let out = c.out().unwrap();
     let g = PoolGeom::new([c.h, c.w], out, c.k, c.s, c.d, c.pads).unwrap();
     let mut y = vec![f32::from_bits(0x7fc0_1234); out[0] * out[1]];
     let mut scratch = vec![f32::NAN; pool_scratch_floats(&g) + 5];
-    pool2d(isa, kind, &g, x, &mut y, &mut scratch).unwrap();
+    pool2d(tier, kind, &g, x, &mut y, &mut scratch).unwrap();
     let want = reference(c, kind, x);
     for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
         let ok = match kind {
@@ -103,7 +103,7 @@ fn check(isa: Isa, c: &Case, kind: PoolKind, x: &[f32]) {
             }
             PoolKind::Avg { .. } => (got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0),
         };
-        assert!(ok, "{isa} {kind:?} {c:?}: output {i} = {got}, expected {want}");
+        assert!(ok, "{tier} {kind:?} {c:?}: output {i} = {got}, expected {want}");
     }
 }
 
@@ -111,7 +111,7 @@ fn kinds() -> [PoolKind; 3] {
     [PoolKind::Max, PoolKind::Avg { count_include_pad: false }, PoolKind::Avg { count_include_pad: true }]
 }
 
-fn sizes_battery(isa: Isa) {
+fn sizes_battery(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let mut n = 0;
     let widths: Vec<usize> = (1..=20).chain([33, 47]).collect();
@@ -128,7 +128,7 @@ fn sizes_battery(isa: Isa) {
                             }
                             let x: Vec<f32> = (0..h * w).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
                             for kind in kinds() {
-                                check(isa, &c, kind, &x);
+                                check(tier, &c, kind, &x);
                                 n += 1;
                             }
                         }
@@ -142,7 +142,7 @@ fn sizes_battery(isa: Isa) {
 
 /// Windows entirely in the padding (pads >= kernel), and all-negative planes (the
 /// padding must not leak a 0 into max).
-fn padding_only_windows(isa: Isa) {
+fn padding_only_windows(tier: &KernelTable) {
     for c in [
         Case { h: 2, w: 3, k: [2, 2], s: [1, 1], d: [1, 1], pads: [3, 3, 3, 3], ceil: false },
         Case { h: 4, w: 4, k: [3, 3], s: [2, 2], d: [1, 1], pads: [1, 1, 1, 1], ceil: true },
@@ -150,13 +150,13 @@ fn padding_only_windows(isa: Isa) {
     ] {
         let x: Vec<f32> = (0..c.h * c.w).map(|i| -1.0 - i as f32).collect();
         for kind in kinds() {
-            check(isa, &c, kind, &x);
+            check(tier, &c, kind, &x);
         }
     }
 }
 
 /// NaN never wins a max (as the reference's `>`), and propagates through averages.
-fn non_finite(isa: Isa) {
+fn non_finite(tier: &KernelTable) {
     let c = Case { h: 6, w: 21, k: [3, 3], s: [2, 2], d: [1, 1], pads: [1, 1, 1, 1], ceil: true };
     let mut x: Vec<f32> = (0..c.h * c.w).map(|i| (i % 7) as f32 - 3.0).collect();
     x[0] = f32::NAN;
@@ -166,43 +166,43 @@ fn non_finite(isa: Isa) {
     x[100..103].fill(f32::NAN);
     x[110] = f32::NEG_INFINITY;
     for kind in kinds() {
-        check(isa, &c, kind, &x);
+        check(tier, &c, kind, &x);
     }
     // A window of only NaN gives -inf for max.
     let c = Case { h: 2, w: 2, k: [2, 2], s: [1, 1], d: [1, 1], pads: [0; 4], ceil: false };
-    check(isa, &c, PoolKind::Max, &[f32::NAN; 4]);
+    check(tier, &c, PoolKind::Max, &[f32::NAN; 4]);
 }
 
-fn global(isa: Isa) {
+fn global(tier: &KernelTable) {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     for n in [0, 1, 3, 15, 16, 17, 49, 63, 64, 65, 196, 1000, 3136] {
         let x: Vec<f32> = (0..n).map(|_| rng.gen_range(-2.0f32..3.0)).collect();
         let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n.max(1) as f64;
-        let got = global_average_pool(isa, &x).unwrap() as f64;
-        assert!((got - mean).abs() <= 1e-5 * mean.abs().max(1.0), "{isa} n={n}: mean {got}, expected {mean}");
+        let got = global_average_pool(tier, &x).unwrap() as f64;
+        assert!((got - mean).abs() <= 1e-5 * mean.abs().max(1.0), "{tier} n={n}: mean {got}, expected {mean}");
         let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-        assert_eq!(global_max_pool(isa, &x).unwrap(), max, "{isa} n={n}");
+        assert_eq!(global_max_pool(tier, &x).unwrap(), max, "{tier} n={n}");
     }
     let mut x = vec![1.0f32; 100];
     x[7] = f32::NAN;
-    assert!(global_average_pool(isa, &x).unwrap().is_nan());
-    assert_eq!(global_max_pool(isa, &x).unwrap(), 1.0);
+    assert!(global_average_pool(tier, &x).unwrap().is_nan());
+    assert_eq!(global_max_pool(tier, &x).unwrap(), 1.0);
     x[50] = f32::INFINITY;
-    assert_eq!(global_max_pool(isa, &x).unwrap(), f32::INFINITY);
-    assert_eq!(global_max_pool(isa, &[f32::NAN; 70]).unwrap(), f32::NEG_INFINITY);
+    assert_eq!(global_max_pool(tier, &x).unwrap(), f32::INFINITY);
+    assert_eq!(global_max_pool(tier, &[f32::NAN; 70]).unwrap(), f32::NEG_INFINITY);
 }
 
-fn bad_sizes(isa: Isa) {
+fn bad_sizes(tier: &KernelTable) {
     let g = PoolGeom::new([4, 5], [2, 2], [2, 2], [2, 2], [1, 1], [0; 4]).unwrap();
     let mut scratch = vec![0.0; pool_scratch_floats(&g)];
     let (x, mut y) = (vec![0.0; 20], vec![0.0; 4]);
-    assert!(pool2d(isa, PoolKind::Max, &g, &x[..19], &mut y, &mut scratch).is_err());
-    assert!(pool2d(isa, PoolKind::Max, &g, &x, &mut y[..3], &mut scratch).is_err());
-    if isa != Isa::Scalar {
+    assert!(pool2d(tier, PoolKind::Max, &g, &x[..19], &mut y, &mut scratch).is_err());
+    assert!(pool2d(tier, PoolKind::Max, &g, &x, &mut y[..3], &mut scratch).is_err());
+    if tier.isa() != Isa::Scalar {
         let n = scratch.len() - 1;
-        assert!(pool2d(isa, PoolKind::Max, &g, &x, &mut y, &mut scratch[..n]).is_err());
+        assert!(pool2d(tier, PoolKind::Max, &g, &x, &mut y, &mut scratch[..n]).is_err());
     }
-    assert!(pool2d(isa, PoolKind::Avg { count_include_pad: true }, &g, &x, &mut y, &mut scratch).is_ok());
+    assert!(pool2d(tier, PoolKind::Avg { count_include_pad: true }, &g, &x, &mut y, &mut scratch).is_ok());
 }
 
 #[test]
@@ -215,11 +215,9 @@ fn geometry_is_validated() {
 
 #[test]
 fn unsupported_tier_is_an_error() {
-    let g = PoolGeom::new([2, 2], [1, 1], [2, 2], [1, 1], [1, 1], [0; 4]).unwrap();
+    // A tier this CPU lacks has no table, so its kernels cannot be reached.
     for isa in [Isa::Avx2, Isa::Avx512, Isa::Neon].into_iter().filter(|i| !i.supported()) {
-        let mut scratch = vec![0.0; pool_scratch_floats(&g)];
-        assert!(pool2d(isa, PoolKind::Max, &g, &[0.0; 4], &mut [0.0], &mut scratch).is_err());
-        assert!(global_average_pool(isa, &[1.0]).is_err());
+        assert!(KernelTable::for_isa(isa).is_err());
     }
 }
 

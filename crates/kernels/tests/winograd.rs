@@ -7,7 +7,7 @@ mod common;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::winograd::{pack_weights, packed_weights_len, WinogradConv, WinogradTile};
-use sinter_kernels::{Activation, Isa, KernelError, ThreadPool};
+use sinter_kernels::{Activation, Isa, KernelError, KernelTable, ThreadPool};
 use sinter_kernels::{Epilogue, Matrix};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -91,7 +91,7 @@ struct Opts {
     act: Activation,
 }
 
-fn check(isa: Isa, tile: WinogradTile, case: Case, opts: &Opts, pool: &ThreadPool, seed: u64) {
+fn check(tier: &KernelTable, tile: WinogradTile, case: Case, opts: &Opts, pool: &ThreadPool, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let Case { c, m, h, w, pads } = case;
     let (oh, ow) = case.out();
@@ -106,14 +106,14 @@ fn check(isa: Isa, tile: WinogradTile, case: Case, opts: &Opts, pool: &ThreadPoo
     let mut y = vec![f32::NAN; m * oh * ow];
     let residual = res.as_deref().map(|r| Matrix::new(r, m, oh * ow, oh * ow).unwrap());
     let epi = Epilogue { bias: bias.as_deref(), residual, act: opts.act, post: None };
-    conv.run(isa, &packed, &x, &mut y, &epi, pool).unwrap();
+    conv.run(tier, &packed, &x, &mut y, &epi, pool).unwrap();
     let (val, mag) = reference(case, &x, &wt, bias.as_deref(), res.as_deref());
     for (i, ((got, want), mag)) in y.iter().zip(&val).zip(&mag).enumerate() {
         let want = act_f64(opts.act, *want);
         let err = (*got as f64 - want).abs();
         assert!(
             err <= tolerance(tile) * (mag + 1.0),
-            "{isa} {tile:?} {case:?} threads {}: y[{i}] = {got}, expected {want} (err {err:e}, scale {mag})",
+            "{tier} {tile:?} {case:?} threads {}: y[{i}] = {got}, expected {want} (err {err:e}, scale {mag})",
             pool.threads()
         );
     }
@@ -121,7 +121,7 @@ fn check(isa: Isa, tile: WinogradTile, case: Case, opts: &Opts, pool: &ThreadPoo
 
 /// Odd sizes and pads on one tier: every size in `sizes` for h and w, channel counts
 /// and pads cycled through so each value meets several others.
-fn sizes_and_pads(isa: Isa, tile: WinogradTile) {
+fn sizes_and_pads(tier: &KernelTable, tile: WinogradTile) {
     let sizes = [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17];
     let chans = [1, 3, 8, 17];
     let pads = [[0, 0, 0, 0], [1, 1, 1, 1], [2, 2, 2, 2], [0, 1, 2, 0], [2, 0, 1, 1], [1, 2, 0, 2]];
@@ -139,7 +139,7 @@ fn sizes_and_pads(isa: Isa, tile: WinogradTile) {
                 res: n.is_multiple_of(3),
                 act: [Activation::None, Activation::Relu][n as usize % 2],
             };
-            check(isa, tile, case, &opts, &pools[n as usize % 3], n);
+            check(tier, tile, case, &opts, &pools[n as usize % 3], n);
             n += 1;
         }
     }
@@ -147,7 +147,7 @@ fn sizes_and_pads(isa: Isa, tile: WinogradTile) {
 
 /// Layers big enough for several tile blocks (so the block split, the parallel path
 /// and block-spanning tile rows are exercised), on 1, 2 and 3 threads.
-fn multi_block(isa: Isa, tile: WinogradTile) {
+fn multi_block(tier: &KernelTable, tile: WinogradTile) {
     let cases = [
         Case { c: 8, m: 16, h: 30, w: 30, pads: [1, 1, 1, 1] },
         Case { c: 17, m: 9, h: 23, w: 41, pads: [0, 2, 1, 0] },
@@ -157,25 +157,25 @@ fn multi_block(isa: Isa, tile: WinogradTile) {
         let pool = ThreadPool::new(threads);
         for (i, case) in cases.iter().enumerate() {
             let act = Activation::Clip { lo: -0.5, hi: 0.75 };
-            check(isa, tile, *case, &Opts { bias: true, res: i != 1, act }, &pool, 100 + i as u64);
+            check(tier, tile, *case, &Opts { bias: true, res: i != 1, act }, &pool, 100 + i as u64);
         }
     }
 }
 
-fn f2_sizes_and_pads(isa: Isa) {
-    sizes_and_pads(isa, WinogradTile::F2);
+fn f2_sizes_and_pads(tier: &KernelTable) {
+    sizes_and_pads(tier, WinogradTile::F2);
 }
 
-fn f4_sizes_and_pads(isa: Isa) {
-    sizes_and_pads(isa, WinogradTile::F4);
+fn f4_sizes_and_pads(tier: &KernelTable) {
+    sizes_and_pads(tier, WinogradTile::F4);
 }
 
-fn f2_multi_block(isa: Isa) {
-    multi_block(isa, WinogradTile::F2);
+fn f2_multi_block(tier: &KernelTable) {
+    multi_block(tier, WinogradTile::F2);
 }
 
-fn f4_multi_block(isa: Isa) {
-    multi_block(isa, WinogradTile::F4);
+fn f4_multi_block(tier: &KernelTable) {
+    multi_block(tier, WinogradTile::F4);
 }
 
 per_tier! {
@@ -212,7 +212,7 @@ fn f2_weight_transform_by_hand() {
 /// writes is what ends up in `y`.
 #[test]
 fn post_hook_covers_each_pixel_once() {
-    let isa = Isa::best();
+    let tier = KernelTable::for_isa(Isa::best()).unwrap();
     for tile in [WinogradTile::F2, WinogradTile::F4] {
         for threads in [1, 2] {
             let case = Case { c: 5, m: 7, h: 19, w: 23, pads: [1, 0, 1, 2] };
@@ -234,7 +234,7 @@ fn post_hook_covers_each_pixel_once() {
             };
             let epi = Epilogue { bias: Some(&bias), residual: None, act: Activation::Relu, post: Some(&post) };
             let mut y = vec![0f32; case.m * oh * ow];
-            conv.run(isa, &packed, &x, &mut y, &epi, &ThreadPool::new(threads)).unwrap();
+            conv.run(tier, &packed, &x, &mut y, &epi, &ThreadPool::new(threads)).unwrap();
             assert!(
                 seen.iter().all(|s| s.load(Ordering::Relaxed) == 1),
                 "{tile:?}: a pixel was not posted exactly once"
@@ -289,24 +289,21 @@ fn wrong_lengths_are_errors() {
         let x = vec![1f32; c * h * w];
         let mut y = vec![0f32; m * oh * ow];
         let pool = ThreadPool::new(1);
-        let isa = Isa::Scalar;
+        let tier = KernelTable::scalar();
         let none = Epilogue::default();
-        shape_err(conv.run(isa, &packed[1..], &x, &mut y, &none, &pool));
-        shape_err(conv.run(isa, &packed, &x[1..], &mut y, &none, &pool));
-        shape_err(conv.run(isa, &packed, &x, &mut y[1..], &none, &pool));
+        shape_err(conv.run(tier, &packed[1..], &x, &mut y, &none, &pool));
+        shape_err(conv.run(tier, &packed, &x[1..], &mut y, &none, &pool));
+        shape_err(conv.run(tier, &packed, &x, &mut y[1..], &none, &pool));
         let short = vec![0f32; m - 1];
-        shape_err(conv.run(isa, &packed, &x, &mut y, &Epilogue { bias: Some(&short), ..none }, &pool));
+        shape_err(conv.run(tier, &packed, &x, &mut y, &Epilogue { bias: Some(&short), ..none }, &pool));
         // A residual one column wider than the output.
         let res = vec![0f32; m * (oh * ow + 1)];
         let wide = Matrix::new(&res, m, oh * ow + 1, oh * ow + 1).unwrap();
-        shape_err(conv.run(isa, &packed, &x, &mut y, &Epilogue { residual: Some(wide), ..none }, &pool));
-        conv.run(isa, &packed, &x, &mut y, &none, &pool).unwrap();
-        // Unsupported tiers are an error too (there is always one on any machine).
+        shape_err(conv.run(tier, &packed, &x, &mut y, &Epilogue { residual: Some(wide), ..none }, &pool));
+        conv.run(tier, &packed, &x, &mut y, &none, &pool).unwrap();
+        // Unsupported tiers have no table (there is always one on any machine).
         for other in sinter_kernels::isa::ALL.into_iter().filter(|i| !i.supported()) {
-            assert!(matches!(
-                conv.run(other, &packed, &x, &mut y, &none, &pool),
-                Err(KernelError::UnsupportedTier { .. })
-            ));
+            assert!(matches!(KernelTable::for_isa(other), Err(KernelError::UnsupportedTier { .. })));
         }
     }
 }
@@ -327,7 +324,7 @@ fn suggested_tiles() {
 /// pads, wide and tall maps, several thread counts, on the best tier.
 #[test]
 fn random_geometries() {
-    let isa = Isa::best();
+    let tier = KernelTable::for_isa(Isa::best()).unwrap();
     let pools = [ThreadPool::new(1), ThreadPool::new(2), ThreadPool::new(4)];
     let mut rng = ChaCha8Rng::seed_from_u64(2024);
     for i in 0..40u64 {
@@ -345,6 +342,6 @@ fn random_geometries() {
         let tile = if i % 2 == 0 { WinogradTile::F2 } else { WinogradTile::F4 };
         let act = [Activation::None, Activation::Relu, Activation::Clip { lo: -0.3, hi: 0.4 }][i as usize % 3];
         let opts = Opts { bias: i % 4 != 0, res: i % 5 < 2, act };
-        check(isa, tile, case, &opts, &pools[i as usize % 3], 1000 + i);
+        check(tier, tile, case, &opts, &pools[i as usize % 3], 1000 + i);
     }
 }

@@ -1,6 +1,8 @@
 //! `.npy` files to and from [`Tensor`]s. Files come from users: every problem is an
 //! error naming the file and what is wrong, never a panic.
 
+#![forbid(unsafe_code)]
+
 use npyz::{DType as NpyDType, NpyFile, WriterBuilder};
 use sinter_ir::{tensor::checked_numel, DType, Tensor};
 use std::io::{BufWriter, Read, Write};

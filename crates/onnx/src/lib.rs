@@ -3,6 +3,8 @@
 //! read from a file is checked; malformed or unsupported models give an [`OnnxError`]
 //! that names the tensor, node or value concerned.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod load;
 pub mod proto;

@@ -6,6 +6,9 @@
 //! checks checksums and validates the meta, because plan files are untrusted input.
 //! The byte layout and versioning policy are in `docs/plan-format.md`.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod error;
 mod format;
 mod header;

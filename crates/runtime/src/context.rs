@@ -117,7 +117,7 @@ impl Context {
     fn run_kernels(&mut self, mut done: impl FnMut(&crate::prepare::Prepared, Duration)) -> Result<()> {
         let shared = self.shared.clone();
         let base = self.arena.base();
-        let mut cx = RunCtx { isa: shared.isa, pool: &self.pool };
+        let mut cx = RunCtx { tier: shared.tier, pool: &self.pool };
         let mut ins: Vec<Option<View>> = recycle(std::mem::take(&mut self.ins));
         let mut outs: Vec<ViewMut> = recycle(std::mem::take(&mut self.outs));
         let mut result = Ok(());

@@ -3,7 +3,7 @@ use crate::context::Context;
 use crate::error::{Result, RuntimeError};
 use crate::prepare::{self, Prepared, Slot};
 use sinter_ir::{DType, Tensor};
-use sinter_kernels::Isa;
+use sinter_kernels::{Isa, KernelTable};
 use sinter_plan::{BackendKind, Plan, Target};
 use std::borrow::Borrow;
 use std::path::Path;
@@ -27,8 +27,8 @@ pub struct RuntimeOptions {
 
 pub(crate) struct Shared {
     pub plan: Plan,
-    /// Kernel tier (from CPU detection or `SINTER_CPU`).
-    pub isa: Isa,
+    /// Kernel tier's table (from CPU detection or `SINTER_CPU`).
+    pub tier: &'static KernelTable,
     /// Threads per context.
     pub threads: usize,
     pub kernels: Vec<Prepared>,
@@ -64,7 +64,7 @@ impl Engine {
     /// another target ([`check_target`]).
     pub fn with_options(plan: Plan, options: &RuntimeOptions) -> Result<Engine> {
         let backend = check_target(&plan)?;
-        let isa = Isa::selected()?;
+        let tier = KernelTable::selected()?;
         let threads = match options.threads {
             Some(0) => return Err(RuntimeError::Options("threads must be at least 1".into())),
             Some(n) => n,
@@ -79,7 +79,7 @@ impl Engine {
         let inputs = meta.inputs.iter().map(io).collect::<Result<Vec<_>>>()?;
         let outputs = meta.outputs.iter().map(io).collect::<Result<Vec<_>>>()?;
         Ok(Engine {
-            shared: Arc::new(Shared { plan, isa, threads, kernels, inputs, outputs }),
+            shared: Arc::new(Shared { plan, tier, threads, kernels, inputs, outputs }),
             idle: Mutex::new(Vec::new()),
         })
     }
@@ -90,7 +90,7 @@ impl Engine {
 
     /// The CPU kernel tier this engine runs.
     pub fn isa(&self) -> Isa {
-        self.shared.isa
+        self.shared.tier.isa()
     }
 
     /// Threads each context uses.

@@ -3,6 +3,9 @@
 //! An [`Engine`] holds one loaded plan (weights mapped, shared); each [`Context`]
 //! owns one activation arena, so several threads can run the same engine at once.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod arena;
 pub mod backend;
 mod context;

@@ -9,7 +9,7 @@ use crate::exec::{Exec, RunCtx};
 use sinter_ir::{DType, Tensor};
 use sinter_ir::{View, ViewMut};
 use sinter_kernels::winograd::WinogradTile;
-use sinter_kernels::{Isa, ThreadPool};
+use sinter_kernels::{Isa, KernelTable, ThreadPool};
 use sinter_plan::PackLayout;
 use std::time::Instant;
 
@@ -118,7 +118,8 @@ fn time_convs(kernels: &[(&Conv2d, &[f32])], isa: Isa) -> sinter_ir::Result<Vec<
         .collect();
     let mut y = vec![0.0f32; ys.iter().product()];
     let pool = ThreadPool::new(1);
-    let mut cx = RunCtx { isa, pool: &pool };
+    let tier = KernelTable::for_isa(isa).map_err(|e| sinter_ir::IrError::Data(format!("timing tactics: {e}")))?;
+    let mut cx = RunCtx { tier, pool: &pool };
     let mut best = vec![f64::INFINITY; kernels.len()];
     let mut total = 0.0;
     // Round 0 warms caches and per-thread scratch; then up to 8 timed rounds, fewer

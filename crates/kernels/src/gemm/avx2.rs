@@ -11,7 +11,7 @@ use super::{Activation, MR};
 use std::arch::x86_64::*;
 
 /// Columns per B panel.
-pub(super) const NR: usize = 24;
+pub(crate) const NR: usize = 24;
 const LANES: usize = 8;
 const HALF: usize = 4;
 /// k steps ahead that the B panel is prefetched.
@@ -19,7 +19,7 @@ const PF_DIST: usize = 8;
 
 /// SAFETY: AVX2 and FMA must be available and the tile valid as documented on [`Tile`].
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn tile(t: &Tile) {
+pub(crate) unsafe fn tile(t: &Tile) {
     for h in 0..MR / HALF {
         if h * HALF >= t.rows {
             break;
@@ -39,13 +39,17 @@ pub(super) unsafe fn tile(t: &Tile) {
 /// signed-zero argument; `max`/`min` here have the same operand-order semantics).
 #[inline(always)]
 unsafe fn activate(act: Activation, x: __m256) -> __m256 {
-    match act {
-        Activation::None => x,
-        Activation::Relu => _mm256_max_ps(_mm256_setzero_ps(), x),
-        Activation::Clip { lo, hi } => {
-            let upper = _mm256_min_ps(_mm256_set1_ps(hi), x);
-            let below = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(lo));
-            _mm256_blendv_ps(upper, _mm256_set1_ps(lo), below)
+    // SAFETY: register-only intrinsics; callers run with the tier's features enabled
+    // (this function's `# Safety` contract).
+    unsafe {
+        match act {
+            Activation::None => x,
+            Activation::Relu => _mm256_max_ps(_mm256_setzero_ps(), x),
+            Activation::Clip { lo, hi } => {
+                let upper = _mm256_min_ps(_mm256_set1_ps(hi), x);
+                let below = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(lo));
+                _mm256_blendv_ps(upper, _mm256_set1_ps(lo), below)
+            }
         }
     }
 }
@@ -88,10 +92,10 @@ unsafe fn half<const NV: usize>(t: &Tile, r0: usize) {
             }
         }
     }
-    // SAFETY: rows r0..r0+4 of each A k step are inside its MR floats, and the
-    // tile's panels hold kc steps (caller contract).
     // Each half prefetches its half of the next A block (see `Tile::a_next`).
     let a_next = if t.a_next.is_null() { t.a_next } else { t.a_next.wrapping_add(r0 / HALF * (t.kc * MR / 2)) };
+    // SAFETY: rows r0..r0+4 of each A k step are inside its MR floats, and the
+    // tile's panels hold kc steps (caller contract).
     let mut acc = unsafe { accumulate::<NV>(t.a.add(r0), t.b, t.ldb, t.kc, a_next, &acc) };
     for (r, acc_row) in acc.iter_mut().enumerate() {
         if r >= rows {

@@ -12,14 +12,14 @@ use super::{Activation, MR};
 use std::arch::x86_64::*;
 
 /// Columns per B panel.
-pub(super) const NR: usize = 48;
+pub(crate) const NR: usize = 48;
 const LANES: usize = 16;
 /// k steps ahead that the B panel is prefetched (it streams from L2).
 const PF_DIST: usize = 8;
 
 /// SAFETY: AVX-512F must be available and the tile valid as documented on [`Tile`].
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn tile(t: &Tile) {
+pub(crate) unsafe fn tile(t: &Tile) {
     // SAFETY: forwarded caller contract.
     unsafe {
         match t.cols.div_ceil(LANES) {
@@ -45,13 +45,17 @@ fn lane_mask(cols: usize, v: usize) -> __mmask16 {
 /// (and -0.0 for -0.0), and Clip tests `x < lo` on the input, as the scalar code does.
 #[inline(always)]
 unsafe fn activate(act: Activation, x: __m512) -> __m512 {
-    match act {
-        Activation::None => x,
-        Activation::Relu => _mm512_max_ps(_mm512_setzero_ps(), x),
-        Activation::Clip { lo, hi } => {
-            let upper = _mm512_min_ps(_mm512_set1_ps(hi), x);
-            let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(lo));
-            _mm512_mask_blend_ps(below, upper, _mm512_set1_ps(lo))
+    // SAFETY: register-only intrinsics; callers run with the tier's features enabled
+    // (this function's `# Safety` contract).
+    unsafe {
+        match act {
+            Activation::None => x,
+            Activation::Relu => _mm512_max_ps(_mm512_setzero_ps(), x),
+            Activation::Clip { lo, hi } => {
+                let upper = _mm512_min_ps(_mm512_set1_ps(hi), x);
+                let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(lo));
+                _mm512_mask_blend_ps(below, upper, _mm512_set1_ps(lo))
+            }
         }
     }
 }

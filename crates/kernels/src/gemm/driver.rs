@@ -13,8 +13,8 @@
 //! ```
 
 use super::{Activation, BSource, Epilogue, PackedA, MR};
-use crate::isa::Isa;
 use crate::thread_pool::ThreadPool;
+use crate::tier::KernelTable;
 use std::cell::RefCell;
 
 /// One micro-kernel call: an `MR × NR` tile of C over one K block.
@@ -23,7 +23,7 @@ use std::cell::RefCell;
 /// driver guarantees that the pointed-to ranges are valid and that no two threads
 /// touch the same element (see `run`).
 #[derive(Clone, Copy)]
-pub(super) struct Tile {
+pub(crate) struct Tile {
     /// `kc × MR` packed A floats (the K block of one A panel).
     pub a: *const f32,
     /// `kc × nr` packed B floats (one B panel, zero-padded to `nr` columns), or for
@@ -54,7 +54,7 @@ pub(super) struct Tile {
 
 /// The epilogue operands of a tile, already offset to its first row and column.
 #[derive(Clone, Copy)]
-pub(super) struct TileEpi {
+pub(crate) struct TileEpi {
     /// Null, or `bias[row0..row0 + rows]`.
     pub bias: *const f32,
     /// Null, or the residual at `(row0, col0)` with row stride `ldr`.
@@ -65,11 +65,11 @@ pub(super) struct TileEpi {
 
 /// A micro-kernel. SAFETY contract for callers: every pointer in the tile is valid for
 /// the extents described on [`Tile`], and the tier's CPU features are present.
-pub(super) type KernelFn = unsafe fn(&Tile);
+pub(crate) type KernelFn = unsafe fn(&Tile);
 
 /// A tier's micro-kernel and block sizes.
 #[derive(Clone, Copy)]
-pub(super) struct Spec {
+pub(crate) struct Spec {
     /// Columns per packed B panel (the kernel's register tile width).
     pub nr: usize,
     /// K block: `kc × MR` A floats must sit in L1 next to the streamed B panel.
@@ -96,68 +96,12 @@ pub(super) struct Spec {
 /// A kernel for a narrow last panel, packed exactly `cols` wide (see `tail.rs`),
 /// cheaper there than a mostly masked `nr`-wide tile.
 #[derive(Clone, Copy)]
-pub(super) struct TailSpec {
+pub(crate) struct TailSpec {
     /// Widest last panel it takes.
     pub max_cols: usize,
     pub kernel: KernelFn,
     /// Its time per column in units of a main-kernel column (for [`split`]).
     pub cost: usize,
-}
-
-/// The micro-kernel of a tier. Callers must have checked `isa.supported()`; tiers
-/// that do not exist on this architecture fall back to scalar (unreachable through
-/// [`super::sgemm`], which rejects unsupported tiers).
-///
-/// KC = 256 keeps the 8 KiB A micro-panel in L1 beside the streamed B panel; NC
-/// gives a 256 × 576 B block of 576 KiB, about half of a 1 MiB L2. (Measured on Zen 5:
-/// KC 128..512 and NC 288..1152 were within noise of each other; KC 128 was worse.)
-pub(super) fn spec(isa: Isa) -> Spec {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Spec {
-            nr: super::avx512::NR,
-            kc: 256,
-            nc: 576,
-            whole_k_floats: WHOLE_K_X86,
-            kernel: super::avx512::tile,
-            lanes: 16,
-            // ymm FMAs: half the flops of the main kernel's zmm ones.
-            tail: Some(TailSpec { max_cols: super::tail::MAX_COLS, kernel: super::tail::tile, cost: 2 }),
-            direct_b: true,
-        },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Spec {
-            nr: super::avx2::NR,
-            kc: 256,
-            nc: 576,
-            whole_k_floats: WHOLE_K_X86,
-            kernel: super::avx2::tile,
-            lanes: 8,
-            tail: Some(TailSpec { max_cols: super::tail::MAX_COLS, kernel: super::tail::tile, cost: 1 }),
-            direct_b: true,
-        },
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon => Spec {
-            nr: super::neon::NR,
-            kc: 256,
-            nc: 576,
-            whole_k_floats: 0,
-            kernel: super::neon::tile,
-            lanes: 12,
-            tail: None,
-            direct_b: false,
-        },
-        _ => Spec {
-            nr: super::scalar::NR,
-            kc: 256,
-            nc: 512,
-            whole_k_floats: 0,
-            kernel: super::scalar::tile,
-            lanes: 8,
-            tail: None,
-            direct_b: false,
-        },
-    }
 }
 
 /// [`Spec::whole_k_floats`] on x86_64: 1 MiB of B, a Zen 5 core's whole L2 (half of a
@@ -166,7 +110,7 @@ pub(super) fn spec(isa: Isa) -> Spec {
 /// where B is larger: each B panel is read once per A panel while the A panel stays in
 /// L1. Boards (NEON) have smaller L2s: off.
 #[cfg(target_arch = "x86_64")]
-const WHOLE_K_X86: usize = 1 << 18;
+pub(crate) const WHOLE_K_X86: usize = 1 << 18;
 
 /// Most rows of A for which a row-major B is read in place rather than packed. Measured
 /// with cold weights on Zen 5 (`cold_gemm`): in place is 9–12 % faster at m = 32 and 64
@@ -174,11 +118,11 @@ const WHOLE_K_X86: usize = 1 << 18;
 /// rows on, where the packed panels' contiguous loads win.
 const DIRECT_B_MAX_M: usize = 64;
 
-/// Columns per packed B panel for `isa` (what [`BSource::pack`] is asked for, except
+/// Columns per packed B panel for `tier` (what [`BSource::pack`] is asked for, except
 /// for a narrow last panel of the x86 tiers, packed exactly as wide as it is), so
 /// callers can size their own packing tests or caches.
-pub fn nr_for(isa: Isa) -> usize {
-    spec(isa).nr
+pub fn nr_for(tier: &KernelTable) -> usize {
+    tier.gemm.nr
 }
 
 /// `c` as a pointer that tasks on other threads may write through.
@@ -509,8 +453,8 @@ mod tests {
     /// split N, whose tasks share no B packing.
     #[test]
     fn split_prefers_balanced_tasks() {
-        for isa in [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Scalar] {
-            let s = spec(isa);
+        for isa in crate::tier::compiled() {
+            let s = isa.gemm;
             // Narrow panels (scalar, NEON) leave enough of them to split N evenly.
             if s.nr >= 24 {
                 for (m, k) in [(512, 4608), (2048, 512), (512, 2048), (1280, 320), (320, 960)] {

@@ -18,22 +18,22 @@
 //! on the thread count; they differ between tiers only in rounding (fused or unfused
 //! multiply-add, the tail's partial sums).
 
-mod driver;
+pub(crate) mod driver;
 pub mod peak;
-mod scalar;
+pub(crate) mod scalar;
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
-mod avx512;
+pub(crate) mod avx512;
 #[cfg(target_arch = "aarch64")]
-mod neon;
+pub(crate) mod neon;
 #[cfg(target_arch = "x86_64")]
-mod tail;
+pub(crate) mod tail;
 
 use crate::error::{KernelError, Result};
-use crate::isa::Isa;
 use crate::thread_pool::ThreadPool;
+use crate::tier::KernelTable;
 
 pub use crate::epilogue::{Activation, Epilogue, RowFn};
 pub use driver::nr_for;
@@ -190,7 +190,7 @@ impl BSource for Matrix<'_> {
 /// `post` is called once per finished row segment `(row, col0, values)`; segments
 /// are at most `NC` columns wide and arrive in no particular order across threads.
 pub fn sgemm(
-    isa: Isa,
+    tier: &KernelTable,
     a: &PackedA,
     b: &dyn BSource,
     c: &mut [f32],
@@ -214,13 +214,9 @@ pub fn sgemm(
             return Err(KernelError::Shape(format!("sgemm: residual {}x{} smaller than C {m}x{n}", r.rows, r.cols)));
         }
     }
-    if !isa.supported() {
-        let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
-        return Err(KernelError::UnsupportedTier { tier: isa.name(), available });
-    }
     if m == 0 || n == 0 {
         return Ok(());
     }
-    driver::run(driver::spec(isa), a, b, c, ldc, epi, pool);
+    driver::run(tier.gemm, a, b, c, ldc, epi, pool);
     Ok(())
 }

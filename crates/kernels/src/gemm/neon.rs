@@ -10,7 +10,7 @@ use super::{Activation, MR};
 use std::arch::aarch64::*;
 
 /// Columns per B panel.
-pub(super) const NR: usize = 12;
+pub(crate) const NR: usize = 12;
 const NV: usize = 3;
 const LANES: usize = 4;
 
@@ -34,7 +34,7 @@ unsafe fn activate(act: Activation, x: float32x4_t) -> float32x4_t {
 
 /// SAFETY: NEON must be available and the tile valid as documented on [`Tile`].
 #[target_feature(enable = "neon")]
-pub(super) unsafe fn tile(t: &Tile) {
+pub(crate) unsafe fn tile(t: &Tile) {
     let full = t.rows == MR && t.cols == NR;
     let mut acc = [[vdupq_n_f32(0.0); NV]; MR];
     // Edge tiles: C rows/columns outside the tile are never touched; the valid part

@@ -2,7 +2,7 @@
 //! speed can be reported as a fraction of what this CPU (and clock) can do.
 
 use crate::error::Result;
-use crate::isa::Isa;
+use crate::tier::KernelTable;
 use std::time::{Duration, Instant};
 
 /// Independent accumulator chains: more than latency × pipes (4 × 2 on Zen 5), and
@@ -12,22 +12,19 @@ const CHAINS: usize = 16;
 /// operands avoid spills.
 const CHAINS_16: usize = 12;
 
-/// Single-thread GFLOP/s (2 per FMA lane) of `isa`'s widest FMA, measured for ~60 ms.
+/// Single-thread GFLOP/s (2 per FMA lane) of `tier`'s widest FMA, measured for ~60 ms.
 /// The scalar tier measures unfused multiply-add (what its kernel does).
-pub fn measure_fma_gflops(isa: Isa) -> Result<f64> {
-    measure_fma_gflops_threads(isa, 1)
+pub fn measure_fma_gflops(tier: &KernelTable) -> Result<f64> {
+    measure_fma_gflops_threads(tier, 1)
 }
 
 /// Like [`measure_fma_gflops`] with `threads` OS threads running the loop at once
 /// (the sum of their rates).
-pub fn measure_fma_gflops_threads(isa: Isa, threads: usize) -> Result<f64> {
-    if !isa.supported() {
-        let available = Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
-        return Err(crate::KernelError::UnsupportedTier { tier: isa.name(), available });
-    }
+pub fn measure_fma_gflops_threads(tier: &KernelTable, threads: usize) -> Result<f64> {
+    let run = tier.fma_peak;
     let threads = threads.max(1);
     let rates: Vec<f64> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || measure_one(isa))).collect();
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || measure_one(run))).collect();
         handles.into_iter().map(|h| h.join().unwrap_or(0.0)).collect()
     });
     Ok(rates.iter().sum())
@@ -36,13 +33,15 @@ pub fn measure_fma_gflops_threads(isa: Isa, threads: usize) -> Result<f64> {
 /// Best rate over ~1 ms windows for ~60 ms in all: the best window is the one least
 /// disturbed by other processes (time slices are a few ms) and clock ramps; a mean
 /// would under-report peak on a shared machine.
-fn measure_one(isa: Isa) -> f64 {
+fn measure_one(run: PeakFn) -> f64 {
     let mut iters = 1u64 << 8;
     let total = Instant::now();
     let mut best = 0.0f64;
     loop {
         let start = Instant::now();
-        let flops = run(isa, iters);
+        // SAFETY: `run` came from a `KernelTable`, which exist only for tiers this CPU
+        // supports.
+        let flops = unsafe { run(iters) };
         let dt = start.elapsed();
         if dt >= Duration::from_micros(800) {
             best = best.max(flops / dt.as_secs_f64() / 1e9);
@@ -55,42 +54,56 @@ fn measure_one(isa: Isa) -> f64 {
     }
 }
 
-/// Runs `iters` rounds of CHAINS FMAs; returns the flops done.
-fn run(isa: Isa, iters: u64) -> f64 {
+/// A tier's FMA loop: runs `iters` rounds of its chains and returns the flops done.
+///
+/// # Safety
+/// The CPU must support the tier the function belongs to.
+pub(crate) type PeakFn = unsafe fn(iters: u64) -> f64;
+
+/// The scalar tier's loop: unfused multiply-adds in four-wide rows so LLVM can use the
+/// baseline SIMD, as the scalar kernel does.
+pub(crate) fn run_scalar(iters: u64) -> f64 {
     let (x, y) = (std::hint::black_box(0.999_f32), std::hint::black_box(1e-3_f32));
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa.supported()` was checked by the caller.
-        Isa::Avx512 => {
-            std::hint::black_box(unsafe { x86::fma512(iters, x, y) });
-            (iters * CHAINS as u64 * 32) as f64
-        }
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa.supported()` was checked by the caller.
-        Isa::Avx2 => {
-            std::hint::black_box(unsafe { x86::fma256(iters, x, y) });
-            (iters * CHAINS_16 as u64 * 16) as f64
-        }
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: `isa.supported()` was checked by the caller.
-        Isa::Neon => {
-            std::hint::black_box(unsafe { arm::fma128(iters, x, y) });
-            (iters * CHAINS as u64 * 8) as f64
-        }
-        _ => {
-            // Four-wide rows so LLVM can use the baseline SIMD, as the scalar kernel does.
-            let mut acc = [[0.0f32; 4]; CHAINS_16];
-            for _ in 0..iters {
-                for row in acc.iter_mut() {
-                    for v in row.iter_mut() {
-                        *v = *v * x + y;
-                    }
-                }
+    let mut acc = [[0.0f32; 4]; CHAINS_16];
+    for _ in 0..iters {
+        for row in acc.iter_mut() {
+            for v in row.iter_mut() {
+                *v = *v * x + y;
             }
-            std::hint::black_box(acc);
-            (iters * CHAINS_16 as u64 * 8) as f64
         }
     }
+    std::hint::black_box(acc);
+    (iters * CHAINS_16 as u64 * 8) as f64
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn run_avx512(iters: u64) -> f64 {
+    let (x, y) = (std::hint::black_box(0.999_f32), std::hint::black_box(1e-3_f32));
+    // SAFETY: forwarded caller contract.
+    std::hint::black_box(unsafe { x86::fma512(iters, x, y) });
+    (iters * CHAINS as u64 * 32) as f64
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn run_avx2(iters: u64) -> f64 {
+    let (x, y) = (std::hint::black_box(0.999_f32), std::hint::black_box(1e-3_f32));
+    // SAFETY: forwarded caller contract.
+    std::hint::black_box(unsafe { x86::fma256(iters, x, y) });
+    (iters * CHAINS_16 as u64 * 16) as f64
+}
+
+/// # Safety
+/// The CPU must support NEON.
+#[cfg(target_arch = "aarch64")]
+pub(crate) unsafe fn run_neon(iters: u64) -> f64 {
+    let (x, y) = (std::hint::black_box(0.999_f32), std::hint::black_box(1e-3_f32));
+    // SAFETY: forwarded caller contract.
+    std::hint::black_box(unsafe { arm::fma128(iters, x, y) });
+    (iters * CHAINS as u64 * 8) as f64
 }
 
 #[cfg(target_arch = "x86_64")]

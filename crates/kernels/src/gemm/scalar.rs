@@ -7,11 +7,11 @@ use super::driver::Tile;
 use super::MR;
 
 /// Columns per B panel: two 4-wide vectors per row.
-pub(super) const NR: usize = 8;
+pub(crate) const NR: usize = 8;
 const HALF: usize = 4;
 
 /// SAFETY: the tile's pointers must be valid as documented on [`Tile`].
-pub(super) unsafe fn tile(t: &Tile) {
+pub(crate) unsafe fn tile(t: &Tile) {
     // SAFETY: the driver passes kc × MR A floats and kc × NR B floats.
     let (a, b) = unsafe { (std::slice::from_raw_parts(t.a, t.kc * MR), std::slice::from_raw_parts(t.b, t.kc * NR)) };
     let mut acc = [[0.0f32; NR]; MR];

@@ -18,12 +18,12 @@ use super::MR;
 use std::arch::x86_64::*;
 
 /// Widest tail this kernel takes; wider tails run as masked vector tiles.
-pub(super) const MAX_COLS: usize = 8;
+pub(crate) const MAX_COLS: usize = 8;
 
 /// SAFETY: AVX2 and FMA must be available, `t.cols <= MAX_COLS`, the tile valid as
 /// documented on [`Tile`], with its B panel packed `t.cols` floats per k step.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn tile(t: &Tile) {
+pub(crate) unsafe fn tile(t: &Tile) {
     // SAFETY: forwarded caller contract; W == t.cols in each arm. U · W (the live
     // accumulators) stays within 12 so they and the operands fit 16 ymm registers,
     // and is at least 8 where W allows (2 FMA pipes × 4 cycles of latency).

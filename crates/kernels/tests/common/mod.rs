@@ -1,21 +1,23 @@
 //! The harness every kernel test battery runs under: one test module per ISA tier.
 
-use sinter_kernels::Isa;
+use sinter_kernels::{Isa, KernelTable};
 
-/// `isa` when this CPU runs it; otherwise says so, and the tier's tests check nothing
-/// (the tier is tested on machines that have it, and under qemu for NEON).
-pub fn tier(isa: Isa) -> Option<Isa> {
-    if isa.supported() {
-        Some(isa)
-    } else {
-        println!("skipping {isa}: not supported by this CPU");
-        None
+/// The table of `isa` when this CPU runs it; otherwise says so, and the tier's tests
+/// check nothing (the tier is tested on machines that have it, and under qemu for NEON).
+pub fn tier(isa: Isa) -> Option<&'static KernelTable> {
+    match KernelTable::for_isa(isa) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            println!("skipping {isa}: {e}");
+            None
+        }
     }
 }
 
 /// One module per tier (`scalar`, `avx2`, `avx512`, `neon`), each with a `#[test]` per
-/// `test => battery` pair that runs `battery(isa)` (a function of the test file) when this
-/// CPU has the tier: `per_tier! { sizes => sizes_battery, nan_inf => non_finite }`.
+/// `test => battery` pair that runs `battery(tier)` (a function of the test file) with
+/// the tier's kernel table when this CPU has the tier:
+/// `per_tier! { sizes => sizes_battery, nan_inf => non_finite }`.
 macro_rules! per_tier {
     ($($test:ident => $battery:ident),* $(,)?) => {
         per_tier!(@tier scalar, Scalar; $($test => $battery),*);
@@ -28,8 +30,8 @@ macro_rules! per_tier {
             $(
                 #[test]
                 fn $test() {
-                    if let Some(isa) = super::common::tier(sinter_kernels::Isa::$isa) {
-                        super::$battery(isa);
+                    if let Some(tier) = super::common::tier(sinter_kernels::Isa::$isa) {
+                        super::$battery(tier);
                     }
                 }
             )*

@@ -104,11 +104,11 @@ impl Exec for FastBinary {
         // x is the full operand, so the roles flip when the full operand is input 1.
         let sw = self.swapped;
         match self.pattern {
-            Pattern::Same => apply_slice(cx.isa, self.op, sw, y, small),
-            Pattern::Scalar => apply_scalar(cx.isa, self.op, sw, y, small[0]),
+            Pattern::Same => apply_slice(cx.tier, self.op, sw, y, small),
+            Pattern::Scalar => apply_scalar(cx.tier, self.op, sw, y, small[0]),
             Pattern::PerRun { inner, len } => {
                 for (i, run) in y.chunks_exact_mut(inner.max(1)).enumerate() {
-                    apply_scalar(cx.isa, self.op, sw, run, small[i % len]);
+                    apply_scalar(cx.tier, self.op, sw, run, small[i % len]);
                 }
             }
         }

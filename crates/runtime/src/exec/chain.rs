@@ -58,7 +58,7 @@ impl Exec for Chain {
         let [_, m, h, w] = self.dims;
         let plane = h * w;
         let per_task = self.numel.div_ceil(cx.pool.threads() * 4).max(MIN_TASK);
-        let isa = cx.isa;
+        let tier = cx.tier;
         par_chunks(cx.pool, y, 1, per_task, &|first, chunk| {
             // The piece in tiles that stay within one (image, channel) plane.
             let mut done = 0;
@@ -68,7 +68,7 @@ impl Exec for Chain {
                 let len = (plane - j0).min(chunk.len() - done).min(TILE);
                 let row = &mut chunk[done..done + len];
                 row.copy_from_slice(&x[pos..pos + len]);
-                self.post.apply_row(isa, w, (p / m, p % m, j0), row, extras);
+                self.post.apply_row(tier, w, (p / m, p % m, j0), row, extras);
                 done += len;
             }
         });

@@ -166,16 +166,16 @@ impl Exec for ConvT2d {
                             let len = chunk.min(in_size - j0);
                             let b = Matrix::new(&xg[j0..], cg, len, in_size).map_err(kerr)?;
                             let col = &mut col[..rows * len];
-                            sinter_kernels::sgemm(cx.isa, &a, &b, col, len, &Epilogue::default(), cx.pool)
+                            sinter_kernels::sgemm(cx.tier, &a, &b, col, len, &Epilogue::default(), cx.pool)
                                 .map_err(kerr)?;
                             self.col2im_add(col, j0, len, yg);
                             j0 += len;
                         }
                         for (r, yp) in yg.chunks_exact_mut(plane).enumerate() {
                             if let Some(b) = bias {
-                                apply_scalar(cx.isa, BinOp::Add, false, yp, b[g * mg + r]);
+                                apply_scalar(cx.tier, BinOp::Add, false, yp, b[g * mg + r]);
                             }
-                            self.g.post.apply_row(cx.isa, self.g.ow, (img, g * mg + r, 0), yp, extras);
+                            self.g.post.apply_row(cx.tier, self.g.ow, (img, g * mg + r, 0), yp, extras);
                         }
                     }
                 }

@@ -188,7 +188,7 @@ impl Dense {
         par_chunks(cx.pool, y, self.n, per_task, &|first, rows| {
             for (r, row) in (first..).zip(rows.chunks_exact_mut(self.n)) {
                 let p = r / h;
-                self.post.apply_row(cx.isa, w, (p / b, p % b, (r % h) * w), row, extras);
+                self.post.apply_row(cx.tier, w, (p / b, p % b, (r % h) * w), row, extras);
             }
         });
     }
@@ -264,10 +264,10 @@ impl Exec for Dense {
                 let run = |packed: &[f32], y: &mut [f32], yt: &mut Vec<f32>| -> Result<()> {
                     let a = PackedA::new(packed, n, k).map_err(kerr)?;
                     if m == 1 {
-                        sinter_kernels::gemv::sgemv(cx.isa, &a, x, epi.bias, self.act, y, cx.pool).map_err(kerr)?;
+                        sinter_kernels::gemv::sgemv(cx.tier, &a, x, epi.bias, self.act, y, cx.pool).map_err(kerr)?;
                     } else {
                         yt.resize(n * m, 0.0);
-                        sinter_kernels::sgemm(cx.isa, &a, &b, yt, m, &epi, cx.pool).map_err(kerr)?;
+                        sinter_kernels::sgemm(cx.tier, &a, &b, yt, m, &epi, cx.pool).map_err(kerr)?;
                         transpose_into(yt, m, n, y, cx);
                     }
                     if !self.post.is_empty() {

@@ -12,7 +12,7 @@ use sinter_ir::ops::fused::{BaseKind, BASE_SLOTS};
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
 use sinter_kernels::epilogue::PostOps;
-use sinter_kernels::Isa;
+use sinter_kernels::KernelTable;
 
 /// A, B and the optional bias of a run.
 type Operands<'a> = (&'a [f32], &'a [f32], Option<&'a [f32]>);
@@ -92,7 +92,7 @@ impl Exec for MatMul {
         let per_task = self.batch.div_ceil(cx.pool.threads() * 4);
         par_chunks(cx.pool, y, m * n, per_task, &|first, ys| {
             for (i, yb) in (first..).zip(ys.chunks_exact_mut(m * n)) {
-                self.batch_matrix(cx.isa, i, (a, b, bias), extras, yb);
+                self.batch_matrix(cx.tier, i, (a, b, bias), extras, yb);
             }
         });
         Ok(())
@@ -101,7 +101,7 @@ impl Exec for MatMul {
 
 impl MatMul {
     /// Batch matrix `i` into `yb`, then its bias and epilogue row by row.
-    fn batch_matrix(&self, isa: Isa, i: usize, (a, b, bias): Operands, extras: &[&[f32]], yb: &mut [f32]) {
+    fn batch_matrix(&self, tier: &KernelTable, i: usize, (a, b, bias): Operands, extras: &[&[f32]], yb: &mut [f32]) {
         let (m, k, n) = (self.m, self.k, self.n);
         sgemm(m, k, n, &a[i * self.a_batch_stride..][..m * k], &b[i * self.b_batch_stride..][..k * n], yb);
         let [_, channels, h, w] = self.dims;
@@ -112,7 +112,7 @@ impl MatMul {
             if !self.post.is_empty() {
                 // Output row `r` is `w` (= n) floats of plane `r / h` of the padded shape.
                 let p = r / h;
-                self.post.apply_row(isa, w, (p / channels, p % channels, (r % h) * w), row, extras);
+                self.post.apply_row(tier, w, (p / channels, p % channels, (r % h) * w), row, extras);
             }
         }
     }

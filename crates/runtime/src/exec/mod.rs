@@ -23,13 +23,13 @@ use refusal::{Accept, Why};
 use sinter_ir::ops::fused::{BaseKind, Fused, Step};
 use sinter_ir::ops::Op;
 use sinter_ir::{Result, View, ViewMut};
-use sinter_kernels::{Isa, ThreadPool};
+use sinter_kernels::{KernelTable, ThreadPool};
 use sinter_plan::PackLayout;
 use std::sync::Arc;
 
-/// What a kernel runs with: the CPU tier and the context's thread pool.
+/// What a kernel runs with: the CPU tier's kernel table and the context's thread pool.
 pub(crate) struct RunCtx<'a> {
-    pub isa: Isa,
+    pub tier: &'static KernelTable,
     pub pool: &'a ThreadPool,
 }
 
@@ -45,6 +45,7 @@ struct SyncPtr(*mut f32);
 // SAFETY: tasks write pairwise disjoint ranges behind the pointer (see `par_chunks`),
 // and the parallel loop returns only after every task has finished.
 unsafe impl Send for SyncPtr {}
+// SAFETY: as above.
 unsafe impl Sync for SyncPtr {}
 
 impl SyncPtr {

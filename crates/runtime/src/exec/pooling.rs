@@ -87,21 +87,21 @@ impl Exec for Pool2d {
         // Enough planes per task to amortize the dispatch on small feature maps.
         let per_task = (16384 / (self.in_plane + 1)).clamp(1, self.planes.div_ceil(cx.pool.threads()));
         let failed = AtomicBool::new(false);
-        let (isa, kind, in_plane, out_plane) = (cx.isa, self.kind, self.in_plane, self.out_plane);
+        let (tier, kind, in_plane, out_plane) = (cx.tier, self.kind, self.in_plane, self.out_plane);
         par_chunks(cx.pool, y, out_plane, per_task, &|first, out| {
             SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
                 for (p, yp) in (first..).zip(out.chunks_exact_mut(out_plane)) {
                     let xp = &x[p * in_plane..][..in_plane];
                     let r = match kind {
-                        Kind::GlobalAverage => pooling::global_average_pool(isa, xp).map(|v| yp[0] = v),
-                        Kind::GlobalMax => pooling::global_max_pool(isa, xp).map(|v| yp[0] = v),
+                        Kind::GlobalAverage => pooling::global_average_pool(tier, xp).map(|v| yp[0] = v),
+                        Kind::GlobalMax => pooling::global_max_pool(tier, xp).map(|v| yp[0] = v),
                         Kind::Window(k, g) => {
                             let need = pooling::pool_scratch_floats(&g);
                             if s.len() < need {
                                 s.resize(need, 0.0);
                             }
-                            pooling::pool2d(isa, k, &g, xp, yp, &mut s)
+                            pooling::pool2d(tier, k, &g, xp, yp, &mut s)
                         }
                     };
                     if r.is_err() {

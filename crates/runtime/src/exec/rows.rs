@@ -73,11 +73,11 @@ impl Exec for LastAxisSoftmax {
         if x.len() != self.rows * self.n || y.len() != x.len() {
             return Err(IrError::Data("Softmax: operand sizes do not match the plan".into()));
         }
-        let (n, isa) = (self.n, cx.isa);
+        let (n, tier) = (self.n, cx.tier);
         let failed = std::sync::atomic::AtomicBool::new(false);
         par_chunks(cx.pool, y, n, rows_per_task(self.rows, n, cx.pool.threads()), &|first, ys| {
             for (r, yr) in (first..).zip(ys.chunks_exact_mut(n)) {
-                if sinter_kernels::activation::softmax_row(isa, &x[r * n..][..n], yr).is_err() {
+                if sinter_kernels::activation::softmax_row(tier, &x[r * n..][..n], yr).is_err() {
                     failed.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
             }
@@ -152,13 +152,13 @@ impl Exec for RowLayerNorm {
         // Absent statistics outputs take part as zero-length items.
         let stat_len = |s: &[f32]| usize::from(!s.is_empty());
         let lens = [n, stat_len(mean), stat_len(inv_std)];
-        let (isa, eps) = (cx.isa, self.eps);
+        let (tier, eps) = (cx.tier, self.eps);
         let failed = std::sync::atomic::AtomicBool::new(false);
         let per_task = rows_per_task(rows, n, cx.pool.threads());
         par_chunks3(cx.pool, [y, mean, inv_std], lens, per_task, &|first, [ys, means, invs]| {
             for (i, yr) in ys.chunks_exact_mut(n).enumerate() {
                 let r = first + i;
-                match sinter_kernels::norm::layer_norm_row(isa, &x[r * n..][..n], scale, bias, eps, yr) {
+                match sinter_kernels::norm::layer_norm_row(tier, &x[r * n..][..n], scale, bias, eps, yr) {
                     Ok((m, s)) => {
                         if let Some(d) = means.get_mut(i) {
                             *d = m;

@@ -24,7 +24,7 @@ use sinter_ir::ops::Op;
 use sinter_ir::{IrError, Result, View, ViewMut};
 use sinter_kernels::epilogue::{InRegisters, PostOps};
 use sinter_kernels::winograd::{WinogradConv, WinogradTile};
-use sinter_kernels::{Activation, Epilogue, Isa, Matrix, PackedA};
+use sinter_kernels::{Activation, Epilogue, KernelTable, Matrix, PackedA};
 use sinter_plan::PackLayout;
 use std::cell::RefCell;
 
@@ -224,8 +224,8 @@ impl Conv2d {
 
     /// Runs the epilogue on output row segment `row`: channel `mc` of image `img`,
     /// columns `j0..`.
-    fn finish_row(&self, isa: Isa, img: usize, mc: usize, j0: usize, row: &mut [f32], extras: &[&[f32]]) {
-        self.g.post.apply_row(isa, self.g.ow, (img, mc, j0), row, extras);
+    fn finish_row(&self, tier: &KernelTable, img: usize, mc: usize, j0: usize, row: &mut [f32], extras: &[&[f32]]) {
+        self.g.post.apply_row(tier, self.g.ow, (img, mc, j0), row, extras);
     }
 
     /// Input elements per row phase of a depthwise plane: with stride `sw`, each input
@@ -334,7 +334,7 @@ impl Conv2d {
                         let wc = &wt[mc0 * kdim..][..c * kdim];
                         let bc = bias.map(|b| &b[mc0..mc0 + c]);
                         let r = sinter_kernels::depthwise::depthwise_conv2d_channels(
-                            cx.isa, g, c, xc, wc, bc, act, yc, &mut s,
+                            cx.tier, g, c, xc, wc, bc, act, yc, &mut s,
                         );
                         if r.is_err() {
                             failed.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -342,7 +342,7 @@ impl Conv2d {
                         }
                         if !in_register {
                             for (k, yp) in yc.chunks_exact_mut(cols).enumerate() {
-                                self.finish_row(cx.isa, img, mc0 + k, 0, yp, extras);
+                                self.finish_row(cx.tier, img, mc0 + k, 0, yp, extras);
                             }
                         }
                         i0 = i1;
@@ -354,7 +354,7 @@ impl Conv2d {
                     let xc = &x[i * plane..][..plane];
                     let (wc, b) = (&wt[mc * kdim..][..kdim], bias.map_or(0.0, |b| b[mc]));
                     self.depthwise_plane(xc, wc, b, yc, &mut s[..need]);
-                    self.finish_row(cx.isa, i / self.g.m, mc, 0, yc, extras);
+                    self.finish_row(cx.tier, i / self.g.m, mc, 0, yc, extras);
                 }
             })
         });
@@ -403,7 +403,7 @@ impl Conv2d {
                 im2col::pad_split(self, &padded, &xg[c0 * plane..c1 * plane], out);
             });
             let b = im2col::ConvB { conv: self, x: &buf[..need], layout: im2col::Layout::Padded(padded) };
-            sinter_kernels::sgemm(cx.isa, a, &b, yg, cols, epi, cx.pool)
+            sinter_kernels::sgemm(cx.tier, a, &b, yg, cols, epi, cx.pool)
         })
     }
 
@@ -420,7 +420,7 @@ impl Conv2d {
         let b = im2col::ConvB { conv: self, x: xg, layout: im2col::Layout::Plain };
         let small = cols <= MATERIALIZE_COLS && kdim.saturating_mul(cols) <= MATERIALIZE_FLOATS;
         if !small {
-            return sinter_kernels::sgemm(cx.isa, a, &b, yg, cols, epi, cx.pool);
+            return sinter_kernels::sgemm(cx.tier, a, &b, yg, cols, epi, cx.pool);
         }
         IM2COL.with(|buf| {
             let mut buf = buf.borrow_mut();
@@ -434,7 +434,7 @@ impl Conv2d {
                 }
             });
             let m = Matrix::new(buf, kdim, cols, cols)?;
-            sinter_kernels::sgemm(cx.isa, a, &m, yg, cols, epi, cx.pool)
+            sinter_kernels::sgemm(cx.tier, a, &m, yg, cols, epi, cx.pool)
         })
     }
 
@@ -455,7 +455,7 @@ impl Conv2d {
             let xi = &x[img * self.g.c * plane..][..self.g.c * plane];
             let yi = &mut y[img * self.g.m * cols..][..self.g.m * cols];
             let post = |mc: usize, j0: usize, row: &mut [f32]| {
-                self.finish_row(cx.isa, img, mc, j0, row, extras);
+                self.finish_row(cx.tier, img, mc, j0, row, extras);
             };
             let residual = if self.fused.residual {
                 let o = self.g.post.operands()[0];
@@ -469,7 +469,7 @@ impl Conv2d {
                 act: self.fused.act,
                 post: if self.fused.post { Some(&post) } else { None },
             };
-            wc.run(cx.isa, packed, xi, yi, &epi, cx.pool).map_err(kerr)?;
+            wc.run(cx.tier, packed, xi, yi, &epi, cx.pool).map_err(kerr)?;
         }
         Ok(())
     }
@@ -508,7 +508,7 @@ impl Exec for Conv2d {
                     let yg = &mut y[(img * self.g.m + g * mg) * cols..][..mg * cols];
                     let bias = bias.map(|b| &b[g * mg..][..mg]);
                     let post = |r: usize, j0: usize, row: &mut [f32]| {
-                        self.finish_row(cx.isa, img, g * mg + r, j0, row, extras);
+                        self.finish_row(cx.tier, img, g * mg + r, j0, row, extras);
                     };
                     let residual = if self.fused.residual {
                         let o = self.g.post.operands()[0];
@@ -525,7 +525,7 @@ impl Exec for Conv2d {
                     };
                     if self.pointwise() {
                         let b = Matrix::new(xg, cg, cols, cols).map_err(kerr)?;
-                        sinter_kernels::sgemm(cx.isa, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)?;
+                        sinter_kernels::sgemm(cx.tier, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)?;
                     } else {
                         self.gemm_im2col(xg, &a, yg, &epi, cx).map_err(kerr)?;
                     }
