@@ -104,7 +104,8 @@ fn check(isa: Isa, tile: WinogradTile, case: Case, opts: &Opts, pool: &ThreadPoo
     assert_eq!(conv.out_size(), (oh, ow));
     let mut y = vec![f32::NAN; m * oh * ow];
     let epi = WinogradEpilogue { bias: bias.as_deref(), residual: res.as_deref(), act: opts.act, post: None };
-    conv.run(isa, &packed, &x, &mut y, &epi, pool).unwrap();
+    let mut ws = vec![f32::NAN; conv.scratch().total(pool.threads())];
+    conv.run(isa, &packed, &x, &mut y, &epi, pool, &mut ws).unwrap();
     let (val, mag) = reference(case, &x, &wt, bias.as_deref(), res.as_deref());
     for (i, ((got, want), mag)) in y.iter().zip(&val).zip(&mag).enumerate() {
         let want = act_f64(opts.act, *want);
@@ -232,7 +233,8 @@ fn post_hook_covers_each_pixel_once() {
             };
             let epi = WinogradEpilogue { bias: Some(&bias), residual: None, act: Activation::Relu, post: Some(&post) };
             let mut y = vec![0f32; case.m * oh * ow];
-            conv.run(isa, &packed, &x, &mut y, &epi, &ThreadPool::new(threads)).unwrap();
+            let mut ws = vec![f32::NAN; conv.scratch().total(threads)];
+            conv.run(isa, &packed, &x, &mut y, &epi, &ThreadPool::new(threads), &mut ws).unwrap();
             assert!(
                 seen.iter().all(|s| s.load(Ordering::Relaxed) == 1),
                 "{tile:?}: a pixel was not posted exactly once"
@@ -289,18 +291,26 @@ fn wrong_lengths_are_errors() {
         let pool = ThreadPool::new(1);
         let isa = Isa::Scalar;
         let none = WinogradEpilogue::default();
-        shape_err(conv.run(isa, &packed[1..], &x, &mut y, &none, &pool));
-        shape_err(conv.run(isa, &packed, &x[1..], &mut y, &none, &pool));
-        shape_err(conv.run(isa, &packed, &x, &mut y[1..], &none, &pool));
+        let mut ws = vec![0f32; conv.scratch().total(1)];
+        shape_err(conv.run(isa, &packed[1..], &x, &mut y, &none, &pool, &mut ws));
+        shape_err(conv.run(isa, &packed, &x[1..], &mut y, &none, &pool, &mut ws));
+        shape_err(conv.run(isa, &packed, &x, &mut y[1..], &none, &pool, &mut ws));
         let short = vec![0f32; m - 1];
-        shape_err(conv.run(isa, &packed, &x, &mut y, &WinogradEpilogue { bias: Some(&short), ..none }, &pool));
+        shape_err(conv.run(isa, &packed, &x, &mut y, &WinogradEpilogue { bias: Some(&short), ..none }, &pool, &mut ws));
         let res = vec![0f32; m * oh * ow + 1];
-        shape_err(conv.run(isa, &packed, &x, &mut y, &WinogradEpilogue { residual: Some(&res), ..none }, &pool));
-        conv.run(isa, &packed, &x, &mut y, &none, &pool).unwrap();
+        shape_err(conv.run(isa, &packed, &x, &mut y, &WinogradEpilogue { residual: Some(&res), ..none }, &pool, &mut ws));
+        conv.run(isa, &packed, &x, &mut y, &none, &pool, &mut ws).unwrap();
+        // Less scratch than declared is an error, for one thread and for several.
+        for threads in [1, 3] {
+            let need = conv.scratch().total(threads);
+            let mut short = vec![0f32; need - 1];
+            let r = conv.run(isa, &packed, &x, &mut y, &none, &ThreadPool::new(threads), &mut short);
+            assert!(matches!(r, Err(KernelError::Scratch { .. })), "{r:?}");
+        }
         // Unsupported tiers are an error too (there is always one on any machine).
         for other in sinter_kernels::isa::ALL.into_iter().filter(|i| !i.supported()) {
             assert!(matches!(
-                conv.run(other, &packed, &x, &mut y, &none, &pool),
+                conv.run(other, &packed, &x, &mut y, &none, &pool, &mut ws),
                 Err(KernelError::UnsupportedTier { .. })
             ));
         }

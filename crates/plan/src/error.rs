@@ -16,6 +16,12 @@ pub enum PlanError {
     )]
     NewerVersion { version: u32, supported: u32 },
 
+    #[error(
+        "plan format version {version} is older than this runtime reads ({supported}); \
+         rebuild the plan from its model"
+    )]
+    OlderVersion { version: u32, supported: u32 },
+
     #[error("plan is truncated: file has {actual} bytes, less than the {HEADER_SIZE}-byte header")]
     TruncatedHeader { actual: u64 },
 

@@ -12,7 +12,7 @@ mod pack;
 mod prepare;
 
 pub use context::{Context, KernelTime};
-pub use engine::{check_target, Engine, IoInfo, RuntimeOptions};
+pub use engine::{check_target, workspace_of_plan, Engine, IoInfo, RuntimeOptions, WorkspaceSize};
 pub use error::RuntimeError;
 pub use pack::{pack_weights, PackedWeights, TacticChoice};
 pub use sinter_ir::{DType, Tensor, View};

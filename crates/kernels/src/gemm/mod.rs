@@ -259,7 +259,7 @@ pub fn sgemm(
 
 /// [`sgemm_scratch`] enough for every GEMM of `m` rows, inner size `k` and at most `n`
 /// columns (the figure is not monotonic in `n`: a narrower B may take one whole-K block).
-pub(crate) fn sgemm_scratch_upto(m: usize, n: usize, k: usize) -> Scratch {
+pub fn sgemm_scratch_upto(m: usize, n: usize, k: usize) -> Scratch {
     driver::scratch_upto(m, n, k)
 }
 

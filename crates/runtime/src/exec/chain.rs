@@ -6,7 +6,7 @@
 //! the reference's, while the reference evaluation runs on one thread.
 
 use super::conv::{self, epilogue_inputs, Operand, MAX_EPILOGUE_INPUTS};
-use super::{par_chunks, Exec, RunCtx};
+use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{FusedElementwise, Step};
 use sinter_ir::ops::Op;
@@ -59,7 +59,7 @@ impl Exec for Chain {
         let plane = h * w;
         let per_task = self.numel.div_ceil(cx.pool.threads() * 4).max(MIN_TASK);
         let isa = cx.isa;
-        par_chunks(cx.pool, y, 1, per_task, &|first, chunk| {
+        cx.pool.par_chunks(y, 1, per_task, &|first, chunk| {
             // The piece in tiles that stay within one (image, channel) plane.
             let mut done = 0;
             while done < chunk.len() {

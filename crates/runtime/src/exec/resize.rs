@@ -2,7 +2,7 @@
 //! a gather per output row, and a plain copy of the previous output row when two
 //! output rows read the same input row (every integer upscale).
 
-use super::{par_chunks, Exec, RunCtx};
+use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::nn::Resize;
 use sinter_ir::ops::Op;
@@ -70,7 +70,7 @@ impl Exec for NearestResize {
             return Err(IrError::Data("Resize: operand sizes do not match the plan".into()));
         }
         let (xi, yi) = (&self.idx[rank - 2], &self.idx[rank - 1]);
-        par_chunks(cx.pool, y, oh * ow, 1, &|p, out| {
+        cx.pool.par_chunks(y, oh * ow, 1, &|p, out| {
             // The input plane of output plane `p`, through the leading axes' tables.
             let mut rem = p;
             let mut src = 0;

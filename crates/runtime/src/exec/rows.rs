@@ -3,7 +3,7 @@
 //! threads, each row by a vectorized kernel of `sinter-kernels` (no scratch, no
 //! allocation per run).
 
-use super::{par_chunks, par_chunks3, Exec, RunCtx};
+use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::reduce::{LayerNorm, Softmax, SoftmaxKind};
 use sinter_ir::ops::Op;
@@ -69,7 +69,7 @@ impl Exec for LastAxisSoftmax {
         }
         let (n, isa) = (self.n, cx.isa);
         let failed = std::sync::atomic::AtomicBool::new(false);
-        par_chunks(cx.pool, y, n, rows_per_task(self.rows, n, cx.pool.threads()), &|first, ys| {
+        cx.pool.par_chunks(y, n, rows_per_task(self.rows, n, cx.pool.threads()), &|first, ys| {
             for (r, yr) in (first..).zip(ys.chunks_exact_mut(n)) {
                 if sinter_kernels::activation::softmax_row(isa, &x[r * n..][..n], yr).is_err() {
                     failed.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -148,7 +148,7 @@ impl Exec for RowLayerNorm {
         let (isa, eps) = (cx.isa, self.eps);
         let failed = std::sync::atomic::AtomicBool::new(false);
         let per_task = rows_per_task(rows, n, cx.pool.threads());
-        par_chunks3(cx.pool, [y, mean, inv_std], lens, per_task, &|first, [ys, means, invs]| {
+        cx.pool.par_chunks3([y, mean, inv_std], lens, per_task, &|first, [ys, means, invs]| {
             for (i, yr) in ys.chunks_exact_mut(n).enumerate() {
                 let r = first + i;
                 match sinter_kernels::norm::layer_norm_row(isa, &x[r * n..][..n], scale, bias, eps, yr) {
