@@ -302,7 +302,7 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
     let mut report = report;
     (report.workspace_bytes, report.workspace_per_thread_bytes) = (ws.shared, ws.per_thread);
     if let Some(limit) = opts.max_memory {
-        let threads = opts.threads.unwrap_or_else(|| num_cpus::get_physical()).max(1);
+        let threads = opts.threads.unwrap_or_else(num_cpus::get_physical).max(1);
         let total = plan.header().context_bytes(threads);
         if total > limit {
             return Err(BuildError::MemoryTooLarge {

@@ -67,10 +67,7 @@ pub fn run(plan: &Path, as_json: bool, dot: bool, svg: bool) -> Result<()> {
     );
     println!("  model '{}': {} ONNX nodes -> {} kernels", meta.model_name, meta.source_nodes, meta.kernels.len());
     println!("  weights {} bytes, arena {} bytes", header.weights.len, header.arena_bytes);
-    println!(
-        "  workspace {} bytes + {} bytes per thread",
-        header.workspace_bytes, header.workspace_per_thread_bytes
-    );
+    println!("  workspace {} bytes + {} bytes per thread", header.workspace_bytes, header.workspace_per_thread_bytes);
     for (label, list) in [("inputs", &inputs), ("outputs", &outputs)] {
         println!("{label}:");
         for t in list {

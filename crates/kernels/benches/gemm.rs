@@ -8,7 +8,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use sinter_kernels::gemm::peak::measure_fma_gflops;
 use std::time::Duration;
 
-use sinter_kernels::{pack_a, packed_a_len, sgemm, sgemm_scratch, Activation, Epilogue, Isa, Matrix, PackedA, ThreadPool};
+use sinter_kernels::{
+    pack_a, packed_a_len, sgemm, sgemm_scratch, Activation, Epilogue, Isa, Matrix, PackedA, ThreadPool,
+};
 
 /// `(m, n, k)`: square sizes, and ResNet-50-like convolutions as GEMMs
 /// (m = out channels, n = output pixels, k = in channels × kernel area).

@@ -105,7 +105,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let t = if !run_direct {
                 Duration::ZERO
             } else {
-                time(pool.threads(), cold, || sgemm(isa, &pa, &src, &mut y, hw * hw, &Epilogue::default(), pool, &mut ws))?
+                time(pool.threads(), cold, || {
+                    sgemm(isa, &pa, &src, &mut y, hw * hw, &Epilogue::default(), pool, &mut ws)
+                })?
             };
             line +=
                 &format!("  {}T direct {:6.3} ms ({:4.0} GF/s)", pool.threads(), ms(t), flops / t.as_secs_f64() / 1e9);

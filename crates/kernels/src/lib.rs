@@ -19,7 +19,9 @@ pub mod winograd;
 
 pub use depthwise::{depthwise_conv2d, DwGeom};
 pub use error::KernelError;
-pub use gemm::{pack_a, packed_a_len, sgemm, sgemm_scratch, sgemm_scratch_upto, Activation, BSource, Epilogue, Matrix, PackedA, MR};
+pub use gemm::{
+    pack_a, packed_a_len, sgemm, sgemm_scratch, sgemm_scratch_upto, Activation, BSource, Epilogue, Matrix, PackedA, MR,
+};
 pub use isa::Isa;
 pub use pooling::{pool2d, PoolGeom, PoolKind};
 pub use scratch::Scratch;

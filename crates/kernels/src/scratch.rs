@@ -61,7 +61,12 @@ impl Scratch {
 
     /// Splits `scratch` into the shared part and the per-thread slots of `threads`
     /// threads, or fails when it is too short.
-    pub fn split<'a>(self, what: &str, scratch: &'a mut [f32], threads: usize) -> Result<(&'a mut [f32], &'a mut [f32])> {
+    pub fn split<'a>(
+        self,
+        what: &str,
+        scratch: &'a mut [f32],
+        threads: usize,
+    ) -> Result<(&'a mut [f32], &'a mut [f32])> {
         let need = self.total(threads);
         if scratch.len() < need {
             return Err(KernelError::Scratch { what: what.to_string(), len: scratch.len(), need });

@@ -265,7 +265,7 @@ impl ThreadPool {
         per_task: usize,
         scratch: &mut [f32],
         per_thread: usize,
-        fill: &(dyn Fn(usize, &mut [T], &mut [f32]) + Sync),
+        fill: &ChunkScratchFn<'_, T>,
     ) -> Result<()> {
         let items = out.len().checked_div(item_len).unwrap_or(0);
         let per_task = per_task.max(1);
@@ -301,6 +301,9 @@ impl ThreadPool {
         });
     }
 }
+
+/// A task of [`ThreadPool::par_chunks_scratch`]: `(first item, chunk, scratch slot)`.
+pub type ChunkScratchFn<'a, T> = dyn Fn(usize, &mut [T], &mut [f32]) + Sync + 'a;
 
 /// A mutable slice that the tasks of one parallel loop cut into pieces they use alone:
 /// the one place where the pool's helpers turn a shared pointer back into `&mut`.

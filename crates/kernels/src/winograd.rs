@@ -35,7 +35,9 @@
 //! crate tests and the `winograd_bench` example for measured errors.
 
 use crate::error::{KernelError, Result};
-use crate::gemm::{pack_a, packed_a_len, sgemm_scratch_upto, sgemm_serial, Activation, BSource, Epilogue, PackedA, RowFn};
+use crate::gemm::{
+    pack_a, packed_a_len, sgemm_scratch_upto, sgemm_serial, Activation, BSource, Epilogue, PackedA, RowFn,
+};
 use crate::isa::Isa;
 use crate::scratch::Scratch;
 use crate::thread_pool::ThreadPool;
@@ -564,11 +566,7 @@ impl VOut {
     unsafe fn store(self, xi: usize, c: usize, z: usize, v: V) {
         // SAFETY: forwarded caller contract.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                v.0.as_ptr(),
-                self.ptr.add(xi * self.xi_stride + c * self.c_stride + z),
-                L,
-            )
+            std::ptr::copy_nonoverlapping(v.0.as_ptr(), self.ptr.add(xi * self.xi_stride + c * self.c_stride + z), L)
         }
     }
 }

@@ -11,7 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::gemm::RowFn;
 use sinter_kernels::{
-    pack_a, packed_a_len, sgemm, sgemm_scratch, Activation, BSource, Epilogue, Isa, KernelError, Matrix, PackedA, ThreadPool, MR,
+    pack_a, packed_a_len, sgemm, sgemm_scratch, Activation, BSource, Epilogue, Isa, KernelError, Matrix, PackedA,
+    ThreadPool, MR,
 };
 use std::sync::Mutex;
 
@@ -453,7 +454,16 @@ fn unsupported_tier_is_an_error() {
     let a = PackedA::new(&packed, 2, 2).unwrap();
     let b = Matrix::new(&[1.0; 4], 2, 2, 2).unwrap();
     let mut c = [0.0; 4];
-    let r = sgemm(missing, &a, &b, &mut c, 2, &Epilogue::default(), &ThreadPool::new(1), &mut any_scratch(&ThreadPool::new(1)));
+    let r = sgemm(
+        missing,
+        &a,
+        &b,
+        &mut c,
+        2,
+        &Epilogue::default(),
+        &ThreadPool::new(1),
+        &mut any_scratch(&ThreadPool::new(1)),
+    );
     assert!(matches!(r, Err(KernelError::UnsupportedTier { .. })), "{r:?}");
 }
 
@@ -473,7 +483,17 @@ fn nested_sgemm_in_post() {
         let nested_ok = Mutex::new(true);
         let post = |_: usize, _: usize, _: &mut [f32]| {
             let mut c = vec![0.0; 90];
-            sgemm(isa, &inner_a, &inner_b, &mut c, 10, &Epilogue::default(), &ThreadPool::new(1), &mut any_scratch(&ThreadPool::new(1))).unwrap();
+            sgemm(
+                isa,
+                &inner_a,
+                &inner_b,
+                &mut c,
+                10,
+                &Epilogue::default(),
+                &ThreadPool::new(1),
+                &mut any_scratch(&ThreadPool::new(1)),
+            )
+            .unwrap();
             let expected = inner.reference();
             let ok = c.iter().zip(&expected).all(|(&g, &(w, mag))| (g as f64 - w).abs() <= 1e-5 * mag + 1e-30);
             *nested_ok.lock().unwrap() &= ok;
@@ -522,8 +542,17 @@ fn custom_b_source() {
         pack_a(case.m, case.k, &case.a, case.k, &mut packed).unwrap();
         let a = PackedA::new(&packed, case.m, case.k).unwrap();
         let mut c = vec![0.0; case.m * case.n];
-        sgemm(isa, &a, &Transposed(&bt, case.n, case.k), &mut c, case.n, &Epilogue::default(), &ThreadPool::new(2), &mut any_scratch(&ThreadPool::new(2)))
-            .unwrap();
+        sgemm(
+            isa,
+            &a,
+            &Transposed(&bt, case.n, case.k),
+            &mut c,
+            case.n,
+            &Epilogue::default(),
+            &ThreadPool::new(2),
+            &mut any_scratch(&ThreadPool::new(2)),
+        )
+        .unwrap();
         check(&case, &c, case.n, "transposed B source");
     }
 }

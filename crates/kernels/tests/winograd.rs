@@ -298,7 +298,15 @@ fn wrong_lengths_are_errors() {
         let short = vec![0f32; m - 1];
         shape_err(conv.run(isa, &packed, &x, &mut y, &WinogradEpilogue { bias: Some(&short), ..none }, &pool, &mut ws));
         let res = vec![0f32; m * oh * ow + 1];
-        shape_err(conv.run(isa, &packed, &x, &mut y, &WinogradEpilogue { residual: Some(&res), ..none }, &pool, &mut ws));
+        shape_err(conv.run(
+            isa,
+            &packed,
+            &x,
+            &mut y,
+            &WinogradEpilogue { residual: Some(&res), ..none },
+            &pool,
+            &mut ws,
+        ));
         conv.run(isa, &packed, &x, &mut y, &none, &pool, &mut ws).unwrap();
         // Less scratch than declared is an error, for one thread and for several.
         for threads in [1, 3] {

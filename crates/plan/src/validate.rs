@@ -43,7 +43,9 @@ pub(crate) fn check_arena_size(arena_bytes: u64) -> Result<()> {
 pub(crate) fn check_workspace_size(shared: u64, per_thread: u64) -> Result<()> {
     for (what, bytes) in [("workspace", shared), ("per-thread workspace", per_thread)] {
         if bytes > MAX_ARENA_BYTES || usize::try_from(bytes).is_err() {
-            return Err(invalid(format!("{what} of {bytes} bytes is larger than the limit of {MAX_ARENA_BYTES} bytes")));
+            return Err(invalid(format!(
+                "{what} of {bytes} bytes is larger than the limit of {MAX_ARENA_BYTES} bytes"
+            )));
         }
     }
     Ok(())

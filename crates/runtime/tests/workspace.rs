@@ -61,9 +61,10 @@ fn header_records_what_the_kernels_declare() {
     // Through a file, and on any thread count: the figures do not depend on it.
     let plan = Plan::from_bytes(&plan.to_bytes()).unwrap();
     for threads in [1, 3] {
-        let engine = Engine::with_options(Plan::from_bytes(&plan.to_bytes()).unwrap(), &RuntimeOptions {
-            threads: Some(threads),
-        })
+        let engine = Engine::with_options(
+            Plan::from_bytes(&plan.to_bytes()).unwrap(),
+            &RuntimeOptions { threads: Some(threads) },
+        )
         .unwrap();
         assert_eq!(engine.workspace(), ws);
         assert_eq!(engine.workspace().total(threads), ws.shared + threads as u64 * ws.per_thread);
@@ -75,9 +76,11 @@ fn results_do_not_depend_on_the_thread_count() {
     let plan = plan();
     let x = sinter_runtime::Tensor::from_vec(&[1, 16, 24, 24], values(16 * 24 * 24, 5)).unwrap();
     let run = |threads| {
-        let engine =
-            Engine::with_options(Plan::from_bytes(&plan.to_bytes()).unwrap(), &RuntimeOptions { threads: Some(threads) })
-                .unwrap();
+        let engine = Engine::with_options(
+            Plan::from_bytes(&plan.to_bytes()).unwrap(),
+            &RuntimeOptions { threads: Some(threads) },
+        )
+        .unwrap();
         engine.run(&[("x", &x)]).unwrap().remove(0).1
     };
     let one = run(1);

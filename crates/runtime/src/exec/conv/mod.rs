@@ -21,8 +21,8 @@ use sinter_ir::ops::nn::Conv;
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
 use sinter_kernels::activation::{self, Unary};
-use sinter_kernels::winograd::{WinogradConv, WinogradEpilogue, WinogradTile};
 use sinter_kernels::scratch::round_floats;
+use sinter_kernels::winograd::{WinogradConv, WinogradEpilogue, WinogradTile};
 use sinter_kernels::{sgemm_scratch, Activation, Epilogue, Isa, Matrix, PackedA, Scratch};
 
 /// How a binary step's operand maps an output element `(n, m, oy, ox)` to its data:
@@ -381,9 +381,8 @@ impl Conv2d {
                         let xc = &x[i0 * plane..][..c * plane];
                         let wc = &wt[mc0 * kdim..][..c * kdim];
                         let bc = bias.map(|b| &b[mc0..mc0 + c]);
-                        let r = sinter_kernels::depthwise::depthwise_conv2d_channels(
-                            cx.isa, g, c, xc, wc, bc, act, yc, s,
-                        );
+                        let r =
+                            sinter_kernels::depthwise::depthwise_conv2d_channels(cx.isa, g, c, xc, wc, bc, act, yc, s);
                         if r.is_err() {
                             failed.store(true, std::sync::atomic::Ordering::Relaxed);
                             return;
@@ -429,7 +428,15 @@ impl Conv2d {
     /// float at most once, so it packs from the input itself.
     /// `ws` is the kernel's workspace after the packed weights: the padded input (or
     /// the im2col matrix) first, then the GEMM's.
-    fn gemm_im2col(&self, xg: &[f32], a: &PackedA, yg: &mut [f32], epi: &Epilogue, cx: &RunCtx, ws: &mut [f32]) -> Result<()> {
+    fn gemm_im2col(
+        &self,
+        xg: &[f32],
+        a: &PackedA,
+        yg: &mut [f32],
+        epi: &Epilogue,
+        cx: &RunCtx,
+        ws: &mut [f32],
+    ) -> Result<()> {
         let cols = self.cols();
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
         let Some(padded) = self.padded else {
@@ -447,7 +454,15 @@ impl Conv2d {
     }
 
     /// [`Self::gemm_im2col`] for a 1×1 kernel with strides or padding.
-    fn gemm_plain(&self, xg: &[f32], a: &PackedA, yg: &mut [f32], epi: &Epilogue, cx: &RunCtx, ws: &mut [f32]) -> Result<()> {
+    fn gemm_plain(
+        &self,
+        xg: &[f32],
+        a: &PackedA,
+        yg: &mut [f32],
+        epi: &Epilogue,
+        cx: &RunCtx,
+        ws: &mut [f32],
+    ) -> Result<()> {
         let (cols, kdim) = (self.cols(), self.kdim());
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
         let b = im2col::ConvB { conv: self, x: xg, layout: im2col::Layout::Plain };
