@@ -13,8 +13,12 @@ pub enum BuildError {
     Runtime(#[from] sinter_runtime::RuntimeError),
     #[error("{0}")]
     Shapes(String),
-    #[error("the planned activation arena needs {arena} bytes, more than the --max-memory limit of {limit} bytes")]
-    ArenaTooLarge { arena: u64, limit: u64 },
+    /// The arena fits, but not with the kernels' workspace for `threads` threads.
+    #[error(
+        "an execution context on {threads} thread(s) needs {total} bytes: arena {arena} + workspace {workspace} \
+         + {per_thread} per thread, more than the --max-memory limit of {limit} bytes"
+    )]
+    MemoryTooLarge { arena: u64, workspace: u64, per_thread: u64, threads: usize, total: u64, limit: u64 },
     #[error("internal builder error: {0}")]
     Internal(String),
 }

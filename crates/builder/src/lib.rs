@@ -32,8 +32,12 @@ pub struct BuildOptions {
     pub no_optimize: bool,
     /// Optimizer rules switched off by name, and its step limit.
     pub optimizer: sinter_optimizer::Options,
-    /// Fail the build when the planned activation arena would be larger than this many bytes.
+    /// Fail the build when one execution context would need more than this many bytes:
+    /// activation arena + kernel workspace + per-thread workspace × [`BuildOptions::threads`].
     pub max_memory: Option<u64>,
+    /// Threads the `max_memory` check assumes a context runs on; `None` is the number
+    /// of physical cores (the runtime's default).
+    pub threads: Option<usize>,
     /// Choose kernels (tactics) by a fixed rule instead of timing the candidates on
     /// this machine: reproducible plans. Plans for another target always use the rule.
     pub deterministic_tactics: bool,
@@ -52,6 +56,10 @@ pub struct BuildReport {
     pub kernels: usize,
     pub weights_bytes: u64,
     pub arena_bytes: u64,
+    /// Kernel workspace a context allocates beside its arena, and per thread (see the
+    /// plan header).
+    pub workspace_bytes: u64,
+    pub workspace_per_thread_bytes: u64,
     /// Sum of all activation sizes: what the arena would be without reuse or aliasing.
     pub activations_bytes: u64,
     /// Concat kernels removed because their producers write straight into the output.
@@ -279,9 +287,6 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         alias::eliminate(&tensors, kernels, &pinned, &weights)
     };
     let layout = memory::plan_arena(&tensors, &kernels, &arena_ids, &input_ids, &output_ids, &aliases);
-    if let Some(limit) = opts.max_memory.filter(|&l| layout.arena_bytes > l) {
-        return Err(BuildError::ArenaTooLarge { arena: layout.arena_bytes, limit });
-    }
     for (id, offset) in &layout.offsets {
         if let Location::Arena { bytes, .. } = tensors[*id as usize].location {
             tensors[*id as usize].location = Location::Arena { offset: *offset, bytes };
@@ -295,6 +300,8 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         kernels: kernels.len(),
         weights_bytes: weights.len() as u64,
         arena_bytes: layout.arena_bytes,
+        workspace_bytes: 0,
+        workspace_per_thread_bytes: 0,
         activations_bytes: layout.total_bytes,
         concats_eliminated: aliases.concats,
         splits_eliminated: aliases.splits,
@@ -316,6 +323,27 @@ pub fn build(graph: &Graph, opts: &BuildOptions) -> Result<(Plan, BuildReport), 
         source_graph: log::source_graph(source),
     };
     let plan = Plan::new(meta, weights)?.with_target(&target.name())?;
+    // The kernels' scratch, as the runtime prepares them (the same on every machine).
+    let ws = sinter_runtime::workspace_of_plan(&plan)
+        .map_err(|e| BuildError::Internal(format!("preparing the plan's kernels: {e}")))?;
+    let plan = plan.with_workspace(ws.shared, ws.per_thread)?;
+    let mut report = report;
+    (report.workspace_bytes, report.workspace_per_thread_bytes) = (ws.shared, ws.per_thread);
+    if let Some(limit) = opts.max_memory {
+        let threads = opts.threads.unwrap_or_else(num_cpus::get_physical).max(1);
+        let total = plan.header().context_bytes(threads);
+        if total > limit {
+            return Err(BuildError::MemoryTooLarge {
+                arena: layout.arena_bytes,
+                workspace: ws.shared,
+                per_thread: ws.per_thread,
+                threads,
+                total,
+                limit,
+            });
+        }
+    }
+    report.build_time = start.elapsed();
     Ok((plan, report))
 }
 

@@ -217,20 +217,31 @@ fn split_on_a_non_leading_axis_is_kept() {
     same_results(&g, plan, &[("x", tensor(&[1, 4, 6, 4], 14))]);
 }
 
+/// `--max-memory` counts the whole context: arena, shared workspace and the
+/// per-thread workspace of the assumed thread count. A limit the arena alone meets but
+/// arena plus workspace does not is refused, with all three figures named.
 #[test]
-fn max_memory_limits_the_arena() {
+fn max_memory_limits_arena_and_workspace() {
     let g = two_convs_concat(1);
-    let (_, report): (Plan, BuildReport) = build(&g, &opts(1, false)).unwrap();
-    let exact = BuildOptions { max_memory: Some(report.arena_bytes), ..opts(1, false) };
-    build(&g, &exact).unwrap();
-    let tight = BuildOptions { max_memory: Some(report.arena_bytes - 1), ..opts(1, false) };
-    let err = build(&g, &tight).unwrap_err();
-    assert!(matches!(err, BuildError::ArenaTooLarge { .. }), "{err:?}");
-    let msg = err.to_string();
-    assert!(
-        msg.contains(&report.arena_bytes.to_string()) && msg.contains(&(report.arena_bytes - 1).to_string()),
-        "{msg}"
-    );
+    let base = BuildOptions { threads: Some(2), ..opts(1, false) };
+    let (plan, report): (Plan, BuildReport) = build(&g, &base).unwrap();
+    assert!(report.workspace_per_thread_bytes > 0, "its convolutions declare GEMM scratch");
+    let total = report.arena_bytes + report.workspace_bytes + 2 * report.workspace_per_thread_bytes;
+    assert_eq!(plan.header().context_bytes(2), total);
+    assert_eq!(plan.header().workspace_bytes, report.workspace_bytes);
+    assert_eq!(plan.header().workspace_per_thread_bytes, report.workspace_per_thread_bytes);
+    build(&g, &BuildOptions { max_memory: Some(total), ..base.clone() }).unwrap();
+    for limit in [report.arena_bytes, total - 1] {
+        let err = build(&g, &BuildOptions { max_memory: Some(limit), ..base.clone() }).unwrap_err();
+        assert!(matches!(err, BuildError::MemoryTooLarge { threads: 2, .. }), "{err:?}");
+        let msg = err.to_string();
+        for figure in [report.arena_bytes, report.workspace_bytes, report.workspace_per_thread_bytes, limit, total] {
+            assert!(msg.contains(&figure.to_string()), "{figure} missing from: {msg}");
+        }
+    }
+    // On one thread the same context needs one per-thread part less.
+    let one = BuildOptions { threads: Some(1), max_memory: Some(total - report.workspace_per_thread_bytes), ..base };
+    build(&g, &one).unwrap();
 }
 
 /// x[1,6,4,4] -> Relu -> r -> Slice(starts, ends, axes, steps) -> Sigmoid -> s.

@@ -22,9 +22,14 @@ pub struct OptimizerArgs {
     /// List the optimizer's passes and rules, then exit.
     #[arg(long)]
     list_rules: bool,
-    /// Refuse a plan whose activation arena would exceed BYTES.
+    /// Refuse a plan whose execution context would need more than BYTES: activation
+    /// arena + kernel workspace + per-thread workspace × --threads.
     #[arg(long, value_name = "BYTES")]
     max_memory: Option<u64>,
+    /// Threads the --max-memory check assumes a context runs on (default: the number of
+    /// physical cores, as `sinter run`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
     /// Machine the plan is for: x86_64, aarch64, or generic (runs anywhere). The runtime
     /// refuses a plan for another architecture. Default: this machine's.
     #[arg(long, value_name = "TARGET")]
@@ -53,6 +58,7 @@ pub fn run(model: Option<PathBuf>, output: Option<PathBuf>, shapes: Option<&str>
         shapes: shapes.map(parse_shapes).transpose()?.unwrap_or_default(),
         no_optimize: o.no_optimize,
         max_memory: o.max_memory,
+        threads: o.threads.map(|t| t as usize),
         target: o.target,
         deterministic_tactics: o.deterministic_tactics,
         optimizer: sinter_optimizer::Options {
@@ -73,6 +79,10 @@ pub fn run(model: Option<PathBuf>, output: Option<PathBuf>, shapes: Option<&str>
     println!("  kernels in plan   {}", report.kernels);
     println!("  weight bytes      {}", report.weights_bytes);
     println!("  arena bytes       {} (all activations: {})", report.arena_bytes, report.activations_bytes);
+    println!(
+        "  workspace bytes   {} + {} per thread (kernel scratch)",
+        report.workspace_bytes, report.workspace_per_thread_bytes
+    );
     println!("  rewrites applied  {}", report.optimizer.steps);
     println!(
         "  eliminated        {} concats, {} splits/slices (written in place)",

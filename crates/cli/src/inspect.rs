@@ -48,6 +48,8 @@ pub fn run(plan: &Path, as_json: bool, dot: bool, svg: bool) -> Result<()> {
             "kernels": kernels,
             "weights_bytes": header.weights.len,
             "arena_bytes": header.arena_bytes,
+            "workspace_bytes": header.workspace_bytes,
+            "workspace_per_thread_bytes": header.workspace_per_thread_bytes,
             "rewrites": meta.optimizer.applied.iter().map(|a| json!({
                 "pass": a.pass, "rule": a.rule, "nodes": a.nodes, "created": a.created,
             })).collect::<Vec<_>>(),
@@ -68,6 +70,7 @@ pub fn run(plan: &Path, as_json: bool, dot: bool, svg: bool) -> Result<()> {
     );
     println!("  model '{}': {} ONNX nodes -> {} kernels", meta.model_name, meta.source_nodes, meta.kernels.len());
     println!("  weights {} bytes, arena {} bytes", header.weights.len, header.arena_bytes);
+    println!("  workspace {} bytes + {} bytes per thread", header.workspace_bytes, header.workspace_per_thread_bytes);
     for (label, list) in [("inputs", &inputs), ("outputs", &outputs)] {
         println!("{label}:");
         for t in list {

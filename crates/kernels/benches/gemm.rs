@@ -8,7 +8,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use sinter_kernels::gemm::peak::measure_fma_gflops;
 use std::time::Duration;
 
-use sinter_kernels::{pack_a, packed_a_len, sgemm, Activation, Epilogue, KernelTable, Matrix, PackedA, ThreadPool};
+use sinter_kernels::{
+    pack_a, packed_a_len, sgemm, sgemm_scratch, Activation, Epilogue, KernelTable, Matrix, PackedA, ThreadPool,
+};
 
 /// `(m, n, k)`: square sizes, and ResNet-50-like convolutions as GEMMs
 /// (m = out channels, n = output pixels, k = in channels × kernel area).
@@ -44,11 +46,12 @@ fn bench(c: &mut Criterion) {
             let bm = Matrix::new(&b, k, n, n).expect("B");
             let epi = Epilogue { bias: Some(&bias), act: Activation::Relu, ..Epilogue::default() };
             let mut out = vec![0.0; m * n];
+            let mut ws = vec![0.0; sgemm_scratch(m, n, k).total(pool.threads())];
             group.throughput(Throughput::Elements((2 * m * n * k) as u64));
             for tier in KernelTable::available() {
                 let id = BenchmarkId::new(tier.name(), format!("{m}x{n}x{k}"));
                 group.bench_function(id, |bch| {
-                    bch.iter(|| sgemm(tier, &pa, &bm, &mut out, n, &epi, &pool).expect("sgemm"))
+                    bch.iter(|| sgemm(tier, &pa, &bm, &mut out, n, &epi, &pool, &mut ws).expect("sgemm"))
                 });
             }
         }

@@ -6,7 +6,7 @@
 //! `[SINTER_CPU=tier] cargo run --release -p sinter-kernels --example cold_gemm -- [THREADS [m n k ...]]`
 //! (default: 2 threads, ResNet-50's 1×1 and 3×3 shapes on 14×14 and 7×7 maps).
 
-use sinter_kernels::{pack_a, packed_a_len, sgemm, Epilogue, KernelTable, Matrix, PackedA, ThreadPool};
+use sinter_kernels::{pack_a, packed_a_len, sgemm, sgemm_scratch, Epilogue, KernelTable, Matrix, PackedA, ThreadPool};
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,11 +28,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0).collect();
         let b = Matrix::new(&b, k, n, n)?;
         let mut c = vec![0.0; m * n];
+        let mut ws = vec![0.0; sgemm_scratch(m, n, k).total(pool.threads())];
         let mut times = Vec::new();
         for i in 0..(copies.len() * 4).max(40) {
             let a = PackedA::new(&copies[i % copies.len()], m, k)?;
             let start = Instant::now();
-            sgemm(tier, &a, &b, &mut c, n, &Epilogue::default(), &pool)?;
+            sgemm(tier, &a, &b, &mut c, n, &Epilogue::default(), &pool, &mut ws)?;
             times.push(start.elapsed().as_secs_f64());
         }
         times.sort_by(f64::total_cmp);

@@ -115,23 +115,17 @@ fn main() {
         }
         // Best tier over the pool: one task per chunk of channels, scratch per thread.
         let tier = KernelTable::for_isa(Isa::best()).unwrap();
-        let scratch: Vec<std::sync::Mutex<Vec<f32>>> =
-            (0..2).map(|_| std::sync::Mutex::new(vec![0.0f32; scratch_floats(&g)])).collect();
-        let yp = SyncPtr(y.as_mut_ptr());
+        let per_thread = scratch_floats(&g).next_multiple_of(16);
+        let mut scratch = vec![0.0f32; per_thread * pool.threads()];
+        let bias = vec![0.1f32; c];
         let t = time(false, || {
-            let yp = &yp;
-            pool.parallel_for(2, &|t| {
-                let per = c.div_ceil(2);
-                let mut s = scratch[t].lock().unwrap();
-                let chans = t * per..((t + 1) * per).min(c);
-                let n = chans.len();
-                // SAFETY: each task writes its own channels' planes.
-                let yc = unsafe { std::slice::from_raw_parts_mut(yp.0.add(chans.start * o * o), n * o * o) };
-                let xc = &x[chans.start * hw * hw..][..n * hw * hw];
-                let wc = &w[chans.start * k * k..][..n * k * k];
-                let bias = vec![0.1f32; n];
-                depthwise_conv2d_channels(tier, &g, n, xc, wc, Some(&bias), act, yc, &mut s).unwrap();
+            pool.par_chunks_scratch(&mut y, o * o, c.div_ceil(2), &mut scratch, per_thread, &|c0, yc, s| {
+                let n = yc.len() / (o * o);
+                let xc = &x[c0 * hw * hw..][..n * hw * hw];
+                let wc = &w[c0 * k * k..][..n * k * k];
+                depthwise_conv2d_channels(tier, &g, n, xc, wc, Some(&bias[c0..c0 + n]), act, yc, s).unwrap();
             })
+            .unwrap()
         });
         line += &format!("  | {tier} x2 threads {:6.1} ({:7.1} µs)", flops / t * 1e-9, t * 1e6);
         println!("{line}");
@@ -163,7 +157,3 @@ fn main() {
         println!("{line}");
     }
 }
-
-struct SyncPtr(*mut f32);
-// SAFETY: only used to hand disjoint output planes to the pool's tasks.
-unsafe impl Sync for SyncPtr {}

@@ -7,7 +7,7 @@
 //! quiet moments of a shared machine.
 
 use sinter_kernels::gemm::peak::measure_fma_gflops_threads;
-use sinter_kernels::{pack_a, packed_a_len, sgemm, Epilogue, KernelTable, Matrix, PackedA, ThreadPool};
+use sinter_kernels::{pack_a, packed_a_len, sgemm, sgemm_scratch, Epilogue, KernelTable, Matrix, PackedA, ThreadPool};
 use std::time::{Duration, Instant};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -69,7 +69,8 @@ fn time_gemm(
     let bm = Matrix::new(&b, k, n, n)?;
     let mut c = vec![0.0; m * n];
     let epi = Epilogue::default();
-    sgemm(tier, &pa, &bm, &mut c, n, &epi, pool)?;
+    let mut ws = vec![0.0; sgemm_scratch(m, n, k).total(pool.threads())];
+    sgemm(tier, &pa, &bm, &mut c, n, &epi, pool, &mut ws)?;
     let clock = if pool.threads() == 1 { || cpu_time(CLOCK_THREAD_CPUTIME_ID) } else { wall_time };
     let mut best = Duration::MAX;
     let ms = std::env::var("GEMM_PEAK_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
@@ -77,7 +78,7 @@ fn time_gemm(
     let (cpu0, mut calls) = (cpu_time(CLOCK_PROCESS_CPUTIME_ID), 0);
     while Instant::now() < deadline {
         let start = clock();
-        sgemm(tier, &pa, &bm, &mut c, n, &epi, pool)?;
+        sgemm(tier, &pa, &bm, &mut c, n, &epi, pool, &mut ws)?;
         best = best.min(clock().saturating_sub(start));
         calls += 1;
     }

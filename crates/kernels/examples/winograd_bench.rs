@@ -11,7 +11,9 @@
 //! weights uniform with He-init variance `2 / (9c)`.
 
 use sinter_kernels::winograd::{pack_weights, packed_weights_len, WinogradConv, WinogradTile};
-use sinter_kernels::{pack_a, packed_a_len, sgemm, BSource, Epilogue, Isa, KernelTable, PackedA, ThreadPool};
+use sinter_kernels::{
+    pack_a, packed_a_len, sgemm, sgemm_scratch, BSource, Epilogue, Isa, KernelTable, PackedA, ThreadPool,
+};
 use std::time::{Duration, Instant};
 
 /// The implicit im2col matrix of a 3×3 stride-1 convolution (`9c × oh·ow`, row
@@ -100,11 +102,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut line = format!("c=m={c:<4} {hw:>2}x{hw:<2}");
         for (ti, pool) in pools.iter().enumerate() {
             let mut y = vec![0f32; m * hw * hw];
+            let mut ws = vec![0f32; sgemm_scratch(m, hw * hw, c * 9).total(pool.threads())];
             let run_direct = method == "all" || method == "direct";
             let t = if !run_direct {
                 Duration::ZERO
             } else {
-                time(pool.threads(), cold, || sgemm(tier, &pa, &src, &mut y, hw * hw, &Epilogue::default(), pool))?
+                time(pool.threads(), cold, || {
+                    sgemm(tier, &pa, &src, &mut y, hw * hw, &Epilogue::default(), pool, &mut ws)
+                })?
             };
             line +=
                 &format!("  {}T direct {:6.3} ms ({:4.0} GF/s)", pool.threads(), ms(t), flops / t.as_secs_f64() / 1e9);
@@ -120,7 +125,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let conv = WinogradConv::new(tile, c, hw, hw, m, [1; 4])?;
                 let mut y = vec![0f32; m * hw * hw];
                 let epi = Epilogue::default();
-                let t = time(pool.threads(), cold, || conv.run(tier, &up, &x, &mut y, &epi, pool))?;
+                let mut ws = vec![0f32; conv.scratch().total(pool.threads())];
+                let t = time(pool.threads(), cold, || conv.run(tier, &up, &x, &mut y, &epi, pool, &mut ws))?;
                 line += &format!(" {tile:?} {:6.3} ms", ms(t));
                 if ti == 0 {
                     outs.push((if tile == WinogradTile::F2 { "F(2,3)" } else { "F(4,3)" }, y));

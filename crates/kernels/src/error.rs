@@ -8,6 +8,9 @@ pub enum KernelError {
     UnsupportedTier { tier: &'static str, available: String },
     #[error("{0}")]
     Shape(String),
+    /// A kernel was handed less scratch than its size function declares.
+    #[error("{what}: scratch holds {len} floats, needs {need}")]
+    Scratch { what: String, len: usize, need: usize },
 }
 
 pub type Result<T, E = KernelError> = std::result::Result<T, E>;

@@ -140,26 +140,7 @@ pub fn sgemv(
         }
         return Ok(());
     }
-    let yp = YPtr(y.as_mut_ptr());
-    pool.parallel_for(tasks, &|t| {
-        let first = t * per_task * MR;
-        let end = ((t + 1) * per_task * MR).min(m);
-        // SAFETY: task `t` writes rows `first..end` of `y` (inside `y`: end <= m ==
-        // y.len()), disjoint from every other task's rows.
-        let y = unsafe { std::slice::from_raw_parts_mut(yp.get().add(first), end - first) };
-        run(t, y);
-    });
+    // Rows `first..end` of task `t` are `MR` rows per panel, `per_task` panels a task.
+    pool.par_chunks(y, 1, per_task * MR, &|first, y| run(first / (per_task * MR), y));
     Ok(())
-}
-
-#[derive(Clone, Copy)]
-struct YPtr(*mut f32);
-// SAFETY: tasks write disjoint row ranges behind the pointer (see `sgemv`).
-unsafe impl Send for YPtr {}
-// SAFETY: as above.
-unsafe impl Sync for YPtr {}
-impl YPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }

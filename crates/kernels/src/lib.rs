@@ -47,6 +47,7 @@ pub mod gemv;
 pub mod isa;
 pub mod norm;
 pub mod pooling;
+pub mod scratch;
 mod simd;
 pub mod thread_pool;
 pub mod tier;
@@ -54,8 +55,11 @@ pub mod winograd;
 
 pub use depthwise::{depthwise_conv2d, DwGeom};
 pub use error::KernelError;
-pub use gemm::{pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, Matrix, PackedA, MR};
+pub use gemm::{
+    pack_a, packed_a_len, sgemm, sgemm_scratch, sgemm_scratch_upto, Activation, BSource, Epilogue, Matrix, PackedA, MR,
+};
 pub use isa::Isa;
 pub use pooling::{pool2d, PoolGeom, PoolKind};
+pub use scratch::Scratch;
 pub use thread_pool::ThreadPool;
 pub use tier::KernelTable;

@@ -20,6 +20,7 @@
 //! makes erasing its lifetime sound. A worker that is slow to wake never delays the
 //! caller, it just misses the loop.
 
+use crate::error::{KernelError, Result};
 use crossbeam::utils::Backoff;
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
@@ -50,10 +51,11 @@ thread_local! {
     static IN_POOL: Cell<bool> = const { Cell::new(false) };
 }
 
-/// The loop being run: the caller's closure with its lifetime erased, and its size.
+/// The loop being run: the caller's closure `f(task, thread)` with its lifetime erased,
+/// and its size.
 #[derive(Clone, Copy)]
 struct Job {
-    f: *const (dyn Fn(usize) + Sync + 'static),
+    f: *const (dyn Fn(usize, usize) + Sync + 'static),
     tasks: usize,
 }
 
@@ -103,7 +105,7 @@ impl ThreadPool {
         let wanted = threads.clamp(1, MAX_THREADS) - 1;
         let shared = Arc::new(Shared {
             state: AtomicU64::new(0),
-            job: UnsafeCell::new(Job { f: &|_| {}, tasks: 0 }),
+            job: UnsafeCell::new(Job { f: &|_, _| {}, tasks: 0 }),
             next: AtomicUsize::new(0),
             panic: Mutex::new(None),
             caller_parked: AtomicBool::new(false),
@@ -142,11 +144,20 @@ impl ThreadPool {
     /// inside a task (of any pool), or while another thread is using this pool, the
     /// loop runs inline on the calling thread.
     pub fn parallel_for(&self, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        self.parallel_for_threads(tasks, &|t, _| f(t));
+    }
+
+    /// [`ThreadPool::parallel_for`] that also tells each task which thread runs it:
+    /// `f(task, thread)` with `thread` 0 for the caller and `1..threads()` for the
+    /// workers. Tasks that run at the same time always have different `thread`s; a loop
+    /// that runs inline (nested, or on a busy or one-thread pool) runs every task as
+    /// thread 0, one after another.
+    pub fn parallel_for_threads(&self, tasks: usize, f: &(dyn Fn(usize, usize) + Sync)) {
         // A huge count would let the task counter wrap around (and run tasks twice).
         let inline = self.workers.is_empty() || tasks <= 1 || tasks > usize::MAX / 2 || IN_POOL.with(Cell::get);
         if inline || self.busy.compare_exchange(false, true, Acquire, Relaxed).is_err() {
             for t in 0..tasks {
-                f(t);
+                f(t, 0);
             }
             return;
         }
@@ -156,8 +167,8 @@ impl ThreadPool {
         // dereference it only while registered on this loop, and this function returns
         // (even when a task panics) only after closing the loop and seeing no worker
         // registered, so no use outlives this call.
-        let erased: *const (dyn Fn(usize) + Sync + 'static) =
-            unsafe { std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), _>(f) };
+        let erased: *const (dyn Fn(usize, usize) + Sync + 'static) =
+            unsafe { std::mem::transmute::<*const (dyn Fn(usize, usize) + Sync + '_), _>(f) };
         // SAFETY: `busy` makes this thread the only publisher, and the previous loop
         // ended with `OPEN` clear and no worker registered, so nobody reads `job` now.
         unsafe { *s.job.get() = Job { f: erased, tasks } };
@@ -173,7 +184,7 @@ impl ThreadPool {
             }
         }
         IN_POOL.with(|c| c.set(true));
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_tasks(s, f, tasks)));
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_tasks(s, f, tasks, 0)));
         IN_POOL.with(|c| c.set(false));
         if outcome.is_err() {
             s.next.store(tasks, Relaxed); // the others stop taking tasks
@@ -194,6 +205,138 @@ impl ThreadPool {
     }
 }
 
+impl ThreadPool {
+    /// Runs `f(task, slot)` for every task in `0..tasks` like [`ThreadPool::parallel_for`],
+    /// where `slot` is the `per_thread` floats of `scratch` that belong to the thread
+    /// running the task (slot `i` of thread `i`, see [`ThreadPool::parallel_for_threads`]),
+    /// so tasks can use scratch without sharing it or allocating. `scratch` must hold
+    /// `per_thread × threads()` floats (any more are left alone), else nothing runs.
+    pub fn par_scratch(
+        &self,
+        tasks: usize,
+        scratch: &mut [f32],
+        per_thread: usize,
+        f: &(dyn Fn(usize, &mut [f32]) + Sync),
+    ) -> Result<()> {
+        let need = per_thread.saturating_mul(self.threads());
+        if scratch.len() < need {
+            return Err(KernelError::Scratch { what: "parallel loop".into(), len: scratch.len(), need });
+        }
+        let slots = Disjoint::new(&mut scratch[..need]);
+        self.parallel_for_threads(tasks, &|t, thread| {
+            // SAFETY: thread `thread` (< threads()) alone uses slot `thread`: tasks that
+            // run at the same time run on different threads (`parallel_for_threads`),
+            // and a thread runs its tasks one after another. The slot lies inside
+            // `scratch[..need]`, which stays borrowed until the loop returns.
+            f(t, unsafe { slots.get(thread * per_thread, per_thread) })
+        });
+        Ok(())
+    }
+
+    /// Runs `fill(first, chunk)` for consecutive groups of `per_task` items of `out`
+    /// (`item_len` elements each; a last partial item is not handed out): `chunk` is
+    /// items `first..first + per_task` (fewer in the last group), which only that task
+    /// sees. A zero `item_len` hands out nothing.
+    pub fn par_chunks<T: Send>(
+        &self,
+        out: &mut [T],
+        item_len: usize,
+        per_task: usize,
+        fill: &(dyn Fn(usize, &mut [T]) + Sync),
+    ) {
+        let items = out.len().checked_div(item_len).unwrap_or(0);
+        let per_task = per_task.max(1);
+        let out = Disjoint::new(out);
+        self.parallel_for(items.div_ceil(per_task), &|t| {
+            let (first, end) = (t * per_task, ((t + 1) * per_task).min(items));
+            // SAFETY: items `first..end` (inside `out`, as `end <= items = len / item_len`)
+            // belong to task `t` alone, and `out` stays borrowed until the loop returns.
+            fill(first, unsafe { out.get(first * item_len, (end - first) * item_len) });
+        });
+    }
+
+    /// [`ThreadPool::par_chunks`] whose tasks also get their thread's scratch slot, as
+    /// [`ThreadPool::par_scratch`] hands them out: `fill(first, chunk, slot)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn par_chunks_scratch<T: Send>(
+        &self,
+        out: &mut [T],
+        item_len: usize,
+        per_task: usize,
+        scratch: &mut [f32],
+        per_thread: usize,
+        fill: &ChunkScratchFn<'_, T>,
+    ) -> Result<()> {
+        let items = out.len().checked_div(item_len).unwrap_or(0);
+        let per_task = per_task.max(1);
+        let out = Disjoint::new(out);
+        self.par_scratch(items.div_ceil(per_task), scratch, per_thread, &|t, slot| {
+            let (first, end) = (t * per_task, ((t + 1) * per_task).min(items));
+            // SAFETY: as in `par_chunks`: items `first..end` belong to task `t` alone.
+            fill(first, unsafe { out.get(first * item_len, (end - first) * item_len) }, slot);
+        })
+    }
+
+    /// [`ThreadPool::par_chunks`] over three outputs split in step: each task gets the
+    /// same items `first..first + per_task` of each (`item_lens[i]` elements per item of
+    /// output `i`; an output with item length 0 takes part with empty chunks). The item
+    /// count is the smallest over the outputs with nonzero item lengths.
+    pub fn par_chunks3<T: Send>(
+        &self,
+        outs: [&mut [T]; 3],
+        item_lens: [usize; 3],
+        per_task: usize,
+        fill: &(dyn Fn(usize, [&mut [T]; 3]) + Sync),
+    ) {
+        let items = outs.iter().zip(item_lens).filter_map(|(o, l)| o.len().checked_div(l)).min().unwrap_or(0);
+        let per_task = per_task.max(1);
+        let outs = outs.map(Disjoint::new);
+        self.parallel_for(items.div_ceil(per_task), &|t| {
+            let (first, end) = (t * per_task, ((t + 1) * per_task).min(items));
+            // SAFETY: items `first..end` of output `i` (`item_lens[i]` elements each,
+            // inside it since `end <= items <= len / item_len`) belong to task `t` alone,
+            // and the outputs stay borrowed until the loop returns.
+            let chunk = |i: usize| unsafe { outs[i].get(first * item_lens[i], (end - first) * item_lens[i]) };
+            fill(first, [chunk(0), chunk(1), chunk(2)]);
+        });
+    }
+}
+
+/// A task of [`ThreadPool::par_chunks_scratch`]: `(first item, chunk, scratch slot)`.
+pub type ChunkScratchFn<'a, T> = dyn Fn(usize, &mut [T], &mut [f32]) + Sync + 'a;
+
+/// A mutable slice that the tasks of one parallel loop cut into pieces they use alone:
+/// the one place where the pool's helpers turn a shared pointer back into `&mut`.
+struct Disjoint<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: a `Disjoint` is only read through `get`, whose callers guarantee that the
+// pieces taken on different threads never overlap; sending those pieces to other
+// threads is sound because `T: Send` (as for `&mut [T]`).
+unsafe impl<T: Send> Sync for Disjoint<'_, T> {}
+
+impl<'a, T> Disjoint<'a, T> {
+    fn new(s: &'a mut [T]) -> Disjoint<'a, T> {
+        Disjoint { ptr: s.as_mut_ptr(), len: s.len(), _borrow: std::marker::PhantomData }
+    }
+
+    /// Elements `start..start + len`.
+    ///
+    /// # Safety
+    /// The range must lie inside the slice, and no other piece in use at the same time
+    /// (on any thread) may overlap it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self, start: usize, len: usize) -> &'a mut [T] {
+        debug_assert!(start.checked_add(len).is_some_and(|end| end <= self.len));
+        // SAFETY: in bounds and unaliased, by the caller's contract; the borrow of the
+        // whole slice lasts for 'a.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+}
+
 /// Clears the flag when dropped (also on unwind).
 struct ClearOnDrop<'a>(&'a AtomicBool);
 
@@ -203,14 +346,14 @@ impl Drop for ClearOnDrop<'_> {
     }
 }
 
-/// Takes task indices until they run out.
-fn run_tasks(s: &Shared, f: &(dyn Fn(usize) + Sync), tasks: usize) {
+/// Takes task indices until they run out, as pool thread `thread`.
+fn run_tasks(s: &Shared, f: &(dyn Fn(usize, usize) + Sync), tasks: usize, thread: usize) {
     loop {
         let t = s.next.fetch_add(1, Relaxed);
         if t >= tasks {
             return;
         }
-        f(t);
+        f(t, thread);
     }
 }
 
@@ -285,7 +428,7 @@ fn worker(s: &Shared, index: usize) {
         let job = unsafe { *s.job.get() };
         // SAFETY: as above: `job.f` points to that live closure.
         let f = unsafe { &*job.f };
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_tasks(s, f, job.tasks)));
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_tasks(s, f, job.tasks, index + 1)));
         if let Err(p) = outcome {
             s.next.store(job.tasks, Relaxed);
             let mut slot = s.panic.lock().unwrap_or_else(|e| e.into_inner());

@@ -24,7 +24,7 @@
 //! direct convolution, the transforms are not), so they run on 16-lane arrays with one
 //! tile per lane, over all the block's tiles at once (a tile row of a 14×14 map is only
 //! 4 F(4,3) tiles), which LLVM turns into SIMD code; the same source is compiled again
-//! for AVX2 and AVX-512 through `#[target_feature]` wrappers chosen by [`Isa`]. Only
+//! for AVX2 and AVX-512 through `#[target_feature]` wrappers chosen by the tier's [`KernelTable`]. Only
 //! the stride-`m` gathers from image rows and the scatters back are per tile row; on
 //! AVX-512 those use permute intrinsics (LLVM's code for the portable version goes
 //! partly scalar). On aarch64 NEON is the baseline, so the plain build is vectorized.
@@ -35,13 +35,12 @@
 //! crate tests and the `winograd_bench` example for measured errors.
 
 use crate::error::{KernelError, Result};
-use crate::gemm::{pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, PackedA};
+use crate::gemm::{pack_a, packed_a_len, sgemm_scratch_upto, sgemm_serial, Activation, BSource, Epilogue, PackedA};
+use crate::scratch::Scratch;
 use crate::thread_pool::ThreadPool;
 use crate::tier::KernelTable;
-use std::cell::RefCell;
 use std::ops::{Add, Mul, Sub};
-use std::sync::{Mutex, OnceLock};
-use std::thread::LocalKey;
+use std::sync::Mutex;
 
 /// Output tile size of the Winograd algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -203,13 +202,15 @@ impl WinogradConv {
         let (oh, ow) = (hp - 2, wp - 2);
         let sizes =
             [c.checked_mul(h).and_then(|x| x.checked_mul(w)), m.checked_mul(oh).and_then(|x| x.checked_mul(ow))];
-        // The largest per-thread scratch any block plan can ask for (see BlockPlan).
+        // The largest scratch any block plan can ask for (see `Parts`): V, M, the
+        // per-position GEMM outputs and a transform temporary, plus the padded input.
         let (a, mt) = (tile.alpha(), tile.out_tile());
         let th = oh.div_ceil(mt);
         let pwp = ow.div_ceil(mt).checked_add(L + 1).and_then(|x| x.checked_mul(mt));
         let rows = (th.min(MAX_PER) + 1) * mt + 2;
         let scratch = c
             .checked_add(m)
+            .and_then(|cm| cm.checked_add(m))
             .and_then(|cm| cm.checked_add(1))
             .and_then(|cm| cm.checked_mul(a * a * (MAX_PER + 2 * L)))
             .zip(pwp.and_then(|p| p.checked_mul(rows)).and_then(|p| p.checked_mul(c)))
@@ -240,9 +241,37 @@ impl WinogradConv {
         packed_weights_len(self.tile, self.m, self.c)
     }
 
+    /// The scratch [`WinogradConv::run`] needs (floats), for every thread count and
+    /// tier: per thread, the transforms' temporaries and one single-thread GEMM, plus a
+    /// block's V, M and padded input, which a layer that always runs as one block keeps
+    /// in the shared part instead (with its per-position GEMM outputs).
+    pub fn scratch(&self) -> Scratch {
+        self.parts().scratch()
+    }
+
+    fn parts(&self) -> Parts {
+        let g = Geo::new(self);
+        let tiles = g.th * g.tw;
+        let target = block_target(&g);
+        // BlockPlan makes a single block for every thread count exactly then; otherwise
+        // its blocks have at most `target` tiles.
+        let single = tiles <= target && tiles < 2 * MIN_PER;
+        let per = tiles.min(target);
+        let ld = ld_for(per);
+        Parts {
+            single,
+            block: block_floats(&g, per, ld),
+            mt: if single { g.a2().saturating_mul(g.m).saturating_mul(ld) } else { 0 },
+            tmp: g.a2() * ld,
+            gemm: sgemm_scratch_upto(g.m, per, g.c).total(1),
+        }
+    }
+
     /// `y = epi(conv(x, w))` with `packed_u` from [`pack_weights`] of `w`, on `pool`'s
-    /// threads, with `tier`'s GEMM and transform code. Allocates nothing once the
-    /// per-thread scratch has grown to this layer's size.
+    /// threads, with `tier`'s GEMM and transform code. `scratch` holds at least
+    /// [`WinogradConv::scratch`]`().total(pool.threads())` floats (overwritten).
+    /// Allocates nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         tier: &KernelTable,
@@ -251,6 +280,7 @@ impl WinogradConv {
         y: &mut [f32],
         epi: &Epilogue,
         pool: &ThreadPool,
+        scratch: &mut [f32],
     ) -> Result<()> {
         let (c, m) = (self.c, self.m);
         let plane = self.oh * self.ow;
@@ -275,31 +305,47 @@ impl WinogradConv {
         if let Some(r) = epi.residual.filter(|r| r.rows() != m || r.cols() != plane) {
             return err("residual", r.rows() * r.cols(), m * plane);
         }
+        let parts = self.parts();
+        let threads = pool.threads();
+        let stride = parts.scratch().per_thread;
+        let (shared, slots) = parts.scratch().split("winograd conv", scratch, threads)?;
         let geo = Geo::new(self);
-        let plan = BlockPlan::new(&geo, pool.threads());
-        let job = Job { geo, tier, packed_u, x, epi, y: SyncPtr(y.as_mut_ptr()), ld: plan.ld };
-        if plan.blocks == 1 || pool.threads() == 1 {
-            // One thread, or too few tiles to give each thread a block: then the
-            // transforms split the channels and the GEMMs split their rows instead.
-            let threads = if plan.blocks == 1 { pool } else { inline_pool() };
+        let plan = BlockPlan::new(&geo, threads);
+        let job = Job { geo, tier, packed_u, x, epi, y: SyncPtr(y.as_mut_ptr()), ld: plan.ld, parts };
+        if parts.single {
+            // Too few tiles to give each thread a block: one block, whose transforms
+            // split the channels and whose GEMMs run one per position over the threads.
+            let (blk, mt) = shared.split_at_mut(parts.block);
+            let work = if threads == 1 {
+                Work::Serial(&mut slots[..parts.work()])
+            } else {
+                Work::Pool { pool, slots, stride, mt: &mut mt[..parts.mt] }
+            };
+            // SAFETY: the one block covers every tile, and `y` (validated to
+            // `m × oh × ow`) stays mutably borrowed during `run`.
+            return unsafe { job.block(0, plan.tiles, &mut blk[..plan.scratch], work) };
+        }
+        if threads == 1 {
+            let (work, blk) = slots.split_at_mut(parts.work());
             for b in 0..plan.blocks {
                 let (t0, n) = plan.range(b);
                 // SAFETY: blocks cover disjoint tiles, run one after another here, and
                 // `y` (validated to `m × oh × ow`) stays mutably borrowed during `run`.
-                with_buf(&SCRATCH, plan.scratch, |s| unsafe { job.block(t0, n, s, threads) })?;
+                unsafe { job.block(t0, n, &mut blk[..plan.scratch], Work::Serial(work))? };
             }
             return Ok(());
         }
+        // Whole blocks per task, each in its thread's slot, its GEMMs on that thread.
         let first_err = Mutex::new(None);
-        pool.parallel_for(plan.blocks, &|b| {
+        pool.par_scratch(plan.blocks, slots, stride, &|b, slot| {
             let (t0, n) = plan.range(b);
+            let (work, blk) = slot.split_at_mut(parts.work());
             // SAFETY: each task writes only the output pixels of its own tiles, which no
-            // other block covers, and `y` stays mutably borrowed until `parallel_for`
-            // returns.
-            if let Err(e) = with_buf(&SCRATCH, plan.scratch, |s| unsafe { job.block(t0, n, s, inline_pool()) }) {
+            // other block covers, and `y` stays mutably borrowed until the loop returns.
+            if let Err(e) = unsafe { job.block(t0, n, &mut blk[..plan.scratch], Work::Serial(work)) } {
                 first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
             }
-        });
+        })?;
         match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
             Some(e) => Err(e),
             None => Ok(()),
@@ -307,37 +353,45 @@ impl WinogradConv {
     }
 }
 
-/// A pool with no workers, for the GEMMs inside a block task: their loops then run on
-/// the task's own thread instead of being split into tasks that would run inline
-/// anyway (nested loops of a pool run inline) with extra packing.
-fn inline_pool() -> &'static ThreadPool {
-    static POOL: OnceLock<ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| ThreadPool::new(1))
+/// How [`WinogradConv::run`] lays out its scratch (floats): the shared part holds
+/// `block` then `mt` when `single`, else nothing; each thread's slot holds its `tmp`,
+/// its `gemm`, then (unless `single`) its own `block`.
+#[derive(Clone, Copy)]
+struct Parts {
+    /// Every thread count runs the layer as one block (see `BlockPlan`).
+    single: bool,
+    /// V and M of every position and the padded input, for the largest block.
+    block: usize,
+    /// The per-position GEMM outputs of a single block split over threads.
+    mt: usize,
+    /// A transform's `α² × ld` temporaries.
+    tmp: usize,
+    /// One GEMM of the block on one thread.
+    gemm: usize,
 }
 
-thread_local! {
-    /// Per-thread block scratch (V, M, padded input), grown once.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// Per-thread transform temporaries (`α² × ld`), separate from `SCRATCH` because a
-    /// block whose transforms are split over the pool hands them to the calling thread
-    /// too, while it holds its `SCRATCH`.
-    static TMP: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// Per-position GEMM outputs (`α² × M × ld`) when the GEMMs run one per task.
-    static MT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
+impl Parts {
+    /// The per-thread floats a block's transforms and GEMMs use (`tmp` then `gemm`).
+    fn work(&self) -> usize {
+        self.tmp + self.gemm
+    }
 
-/// Runs `f` on `len` floats of this thread's buffer `key`, grown once and then reused.
-fn with_buf<R>(key: &'static LocalKey<RefCell<Vec<f32>>>, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    key.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut v) => {
-            if v.len() < len {
-                v.resize(len, 0.0);
-            }
-            f(&mut v[..len])
+    fn scratch(&self) -> Scratch {
+        if self.single {
+            Scratch::new(self.block.saturating_add(self.mt), self.work())
+        } else {
+            Scratch::new(0, self.work().saturating_add(self.block))
         }
-        // A `post` callback running another Winograd convolution on this thread.
-        Err(_) => f(&mut vec![0.0; len]),
-    })
+    }
+}
+
+/// Where a block's transforms and GEMMs run, and their per-thread scratch.
+enum Work<'s> {
+    /// On the calling thread, with one slot's `tmp` and `gemm` ([`Parts::work`]).
+    Serial(&'s mut [f32]),
+    /// Over `pool`'s threads, slot `i` (every `stride` floats of `slots`) for thread
+    /// `i`, and `mt` for the per-position GEMM outputs.
+    Pool { pool: &'s ThreadPool, slots: &'s mut [f32], stride: usize, mt: &'s mut [f32] },
 }
 
 /// Most tiles per block.
@@ -399,23 +453,44 @@ struct BlockPlan {
     /// Row stride of the block's V and M rows: `per` plus room for the last 16-lane
     /// store of a segment to run past the block.
     ld: usize,
-    /// Scratch floats per thread.
+    /// Floats of a block's V, M and padded input ([`block_floats`]).
     scratch: usize,
+}
+
+/// Fewest tiles a block is cut to: below that the GEMM re-streams its packed weights
+/// too often per flop and its 16-column vectors run part empty.
+const MIN_PER: usize = 32;
+
+/// Tiles per block that keep V (C × T) and M (M × T) of all α² positions within
+/// ~512 KiB (half of L2), within `MIN_PER ..= MAX_PER`.
+fn block_target(g: &Geo) -> usize {
+    ((128 * 1024) / (g.a2() * (g.c + g.m)).max(1)).clamp(MIN_PER, MAX_PER) / L * L
+}
+
+/// Row stride of a block's V and M rows: `per` plus room for the last 16-lane store of
+/// a segment to run past the block. Grows with `per`.
+fn ld_for(per: usize) -> usize {
+    per.div_ceil(L) * L + L
+}
+
+/// Floats of the V and M blocks (row stride `ld`) and the padded input of a block of
+/// `per` tiles. Grows with `per`, so the largest block bounds every smaller one.
+fn block_floats(g: &Geo, per: usize, ld: usize) -> usize {
+    // A block of `per` tiles touches at most this many tile rows, and reads MT input
+    // rows per tile row plus 2.
+    let rows = (per.div_ceil(g.tw) + 1).min(g.th) * g.tile.out_tile() + 2;
+    (g.c + g.m) * g.a2() * ld + g.c * rows * g.pwp()
 }
 
 impl BlockPlan {
     fn new(g: &Geo, threads: usize) -> BlockPlan {
         let tiles = g.th * g.tw;
-        let a2 = g.a2();
-        // Keep V (C × T) and M (M × T) of all α² positions within ~512 KiB (half of
-        // L2), but never below 32 tiles: below that the GEMM re-streams its packed
-        // weights too often per flop and its 16-column vectors run part empty.
-        let target = ((128 * 1024) / (a2 * (g.c + g.m)).max(1)).clamp(32, MAX_PER) / L * L;
+        let target = block_target(g);
         let mut blocks = tiles.div_ceil(target).max(1);
         // Whole blocks per thread when there are enough tiles for two of at least 32
         // each; otherwise one block whose work is split inside (see `Job::block`).
         if threads > 1 {
-            if blocks == 1 && tiles >= 2 * 32 {
+            if blocks == 1 && tiles >= 2 * MIN_PER {
                 blocks = threads;
             } else if blocks > 1 {
                 blocks = blocks.div_ceil(threads) * threads;
@@ -423,14 +498,8 @@ impl BlockPlan {
         }
         let per = tiles.div_ceil(blocks).max(1);
         let blocks = tiles.div_ceil(per).max(1);
-        let ld = per.div_ceil(L) * L + L;
-        // A block of `per` tiles touches at most this many tile rows, and reads MT
-        // input rows per tile row plus 2.
-        let rows = (per.div_ceil(g.tw) + 1).min(g.th) * g.tile.out_tile() + 2;
-        // V and M blocks and the padded input (the transforms' α² × ld temporaries
-        // live in `TMP`).
-        let scratch = (g.c + g.m) * a2 * ld + g.c * rows * g.pwp();
-        BlockPlan { tiles, per, blocks, ld, scratch }
+        let ld = ld_for(per);
+        BlockPlan { tiles, per, blocks, ld, scratch: block_floats(g, per, ld) }
     }
 
     /// First tile and tile count of block `b`.
@@ -440,11 +509,13 @@ impl BlockPlan {
     }
 }
 
-/// An output buffer (`y`, or a block's V) that tasks on several threads write through.
+/// The output `y`, which the tasks of parallel blocks write through: a block's pixels
+/// are tiles, strided runs in every channel plane, not one chunk of `y` (so not the
+/// pool's `par_chunks`).
 #[derive(Clone, Copy)]
 pub(crate) struct SyncPtr(*mut f32);
-// SAFETY: only dereferenced by tasks that write disjoint parts of the buffer while the
-// `&mut [f32]` it came from stays borrowed (see each use).
+// SAFETY: only dereferenced by tasks that write the pixels of disjoint tiles (or
+// disjoint channels) while the `&mut [f32]` it came from stays borrowed (see `run`).
 unsafe impl Send for SyncPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SyncPtr {}
@@ -465,7 +536,7 @@ impl SyncPtr {
 /// A task's channels are not one slice of every plane, hence a pointer.
 #[derive(Clone, Copy)]
 pub(crate) struct VOut {
-    ptr: SyncPtr,
+    ptr: *mut f32,
     xi_stride: usize,
     c_stride: usize,
 }
@@ -479,11 +550,7 @@ impl VOut {
     unsafe fn store(self, xi: usize, c: usize, z: usize, v: V) {
         // SAFETY: forwarded caller contract.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                v.0.as_ptr(),
-                self.ptr.ptr().add(xi * self.xi_stride + c * self.c_stride + z),
-                L,
-            )
+            std::ptr::copy_nonoverlapping(v.0.as_ptr(), self.ptr.add(xi * self.xi_stride + c * self.c_stride + z), L)
         }
     }
 }
@@ -497,120 +564,114 @@ struct Job<'a> {
     epi: &'a Epilogue<'a>,
     y: SyncPtr,
     ld: usize,
+    parts: Parts,
 }
 
 impl Job<'_> {
-    /// Input transform, α² GEMMs and output transform of tiles `t0 .. t0 + n`, on
-    /// `pool`'s threads (the transforms split the channels, the GEMMs their rows).
+    /// Input transform, α² GEMMs and output transform of tiles `t0 .. t0 + n`, with
+    /// `blk` for the block's V, M and padded input, on `work`'s threads (then the
+    /// transforms split the channels and the GEMMs run one per position).
     ///
-    /// SAFETY: `self.y` must point to the validated `m × oh × ow` output, and no other
-    /// thread may access the pixels of these tiles during the call.
-    unsafe fn block(&self, t0: usize, n: usize, scratch: &mut [f32], pool: &ThreadPool) -> Result<()> {
+    /// # Safety
+    /// `self.y` must point to the validated `m × oh × ow` output, and no other thread
+    /// may access the pixels of these tiles during the call.
+    unsafe fn block(&self, t0: usize, n: usize, blk: &mut [f32], work: Work) -> Result<()> {
         let g = &self.geo;
-        let (a2, ld, pwp) = (g.a2(), self.ld, g.pwp());
-        let (vbuf, rest) = scratch.split_at_mut(g.c * a2 * ld);
+        let (a2, ld, pwp, tmp) = (g.a2(), self.ld, g.pwp(), self.parts.tmp);
+        let (vbuf, rest) = blk.split_at_mut(g.c * a2 * ld);
         let (mbuf, xpad) = rest.split_at_mut(g.m * a2 * ld);
         let ty0 = t0 / g.tw;
         let rows = ((t0 + n).div_ceil(g.tw) - ty0) * g.tile.out_tile() + 2;
         let xpad = &mut xpad[..g.c * rows * pwp];
         pad_block(g, self.x, ty0, rows, pwp, xpad);
         let xpad = &*xpad;
-        // A few chunks per thread so uneven progress balances.
-        let chunks = if pool.threads() > 1 { pool.threads() * 4 } else { 1 };
-        let vp = SyncPtr(vbuf.as_mut_ptr());
-        let cper = g.c.div_ceil(chunks);
-        let input = |i: usize| {
-            let (c0, c1) = ((i * cper).min(g.c), ((i + 1) * cper).min(g.c));
-            // SAFETY: `vbuf` holds C channels of α² rows of ld floats and stays mutably
-            // borrowed, and unused, until the loop ends; tasks take disjoint channel
-            // ranges, so disjoint rows.
-            let vout = VOut { ptr: SyncPtr(unsafe { vp.ptr().add(c0 * a2 * ld) }), xi_stride: ld, c_stride: a2 * ld };
-            let x = &xpad[c0 * rows * pwp..c1 * rows * pwp];
-            // SAFETY: as above; a `KernelTable` exists only for tiers this CPU supports.
-            with_buf(&TMP, a2 * ld, |tmp| unsafe { dispatch_input(self.tier, g, x, rows, t0, n, ld, vout, tmp) });
-        };
-        run_chunks(pool, chunks, &input);
         let plen = packed_a_len(g.m, g.c);
-        if pool.threads() > 1 {
-            // Few tiles, several threads: one task per ξ, each GEMM whole on one thread
-            // (splitting each small GEMM's rows costs more in dispatch and repacking
-            // than it saves), into its own M × ld block of `MT`; then MT is copied into
-            // mbuf's [m][ξ][ld] layout.
-            self.gemms_by_position(vbuf, mbuf, n, pool)?;
-        } else {
-            for xi in 0..a2 {
-                let ua = PackedA::new(&self.packed_u[xi * plen..(xi + 1) * plen], g.m, g.c)?;
-                // V[ξ] is row ξ of every channel's α² × ld block: a C × n matrix, stride α²·ld.
-                let v = VSource::new(&vbuf[xi * ld..], g.c, n, a2 * ld, self.tier)?;
-                sgemm(self.tier, &ua, &v, &mut mbuf[xi * ld..], a2 * ld, &Epilogue::default(), pool)?;
+        let (pool, slots, stride, mt) = match work {
+            Work::Serial(work) => {
+                let (tmp, gemm) = work.split_at_mut(tmp);
+                let vout = VOut { ptr: vbuf.as_mut_ptr(), xi_stride: ld, c_stride: a2 * ld };
+                // SAFETY: `vbuf` holds C channels of α² rows of ld floats, ours alone;
+                // a `KernelTable` exists only for tiers this CPU supports.
+                unsafe { dispatch_input(self.tier, g, xpad, rows, t0, n, ld, vout, tmp) };
+                for xi in 0..a2 {
+                    let ua = PackedA::new(&self.packed_u[xi * plen..(xi + 1) * plen], g.m, g.c)?;
+                    // V[ξ] is row ξ of every channel's α² × ld block: a C × n matrix,
+                    // stride α²·ld.
+                    let v = VSource::new(&vbuf[xi * ld..], g.c, n, a2 * ld, self.tier)?;
+                    sgemm_serial(self.tier, &ua, &v, &mut mbuf[xi * ld..], a2 * ld, &Epilogue::default(), gemm)?;
+                }
+                // SAFETY: the caller's contract.
+                unsafe { dispatch_output(self.tier, g, mbuf, 0, t0, n, ld, self.y, self.epi, tmp) };
+                return Ok(());
             }
-        }
+            Work::Pool { pool, slots, stride, mt } => (pool, slots, stride, mt),
+        };
+        // A few chunks per thread so uneven progress balances.
+        let chunks = pool.threads() * 4;
+        let cper = g.c.div_ceil(chunks);
+        pool.par_chunks_scratch(vbuf, a2 * ld, cper, slots, stride, &|c0, vchunk, slot| {
+            let c1 = c0 + vchunk.len() / (a2 * ld);
+            let vout = VOut { ptr: vchunk.as_mut_ptr(), xi_stride: ld, c_stride: a2 * ld };
+            let x = &xpad[c0 * rows * pwp..c1 * rows * pwp];
+            // SAFETY: `vchunk` holds the α² rows of ld floats of channels c0..c1, this
+            // task's alone; a `KernelTable` exists only for tiers this CPU supports.
+            unsafe { dispatch_input(self.tier, g, x, rows, t0, n, ld, vout, &mut slot[..tmp]) };
+        })?;
+        // Few tiles, several threads: one task per ξ, each GEMM whole on one thread
+        // (splitting each small GEMM's rows costs more in dispatch and repacking than
+        // it saves), into its own M × ld block of `mt`; then mt is copied into mbuf's
+        // [m][ξ][ld] layout.
+        self.gemms_by_position(vbuf, mbuf, n, pool, mt, slots, stride)?;
         let mbuf = &*mbuf;
         let mper = g.m.div_ceil(chunks);
-        let output = |i: usize| {
-            let (m0, m1) = ((i * mper).min(g.m), ((i + 1) * mper).min(g.m));
+        pool.par_scratch(g.m.div_ceil(mper), slots, stride, &|i, slot| {
+            let (m0, m1) = (i * mper, ((i + 1) * mper).min(g.m));
             let chan = &mbuf[m0 * a2 * ld..m1 * a2 * ld];
             // SAFETY: the caller's contract, and tasks write disjoint output channels.
-            with_buf(&TMP, a2 * ld, |tmp| unsafe {
-                dispatch_output(self.tier, g, chan, m0, t0, n, ld, self.y, self.epi, tmp)
-            });
-        };
-        run_chunks(pool, chunks, &output);
-        Ok(())
-    }
-}
-
-impl Job<'_> {
-    /// The α² GEMMs of one block, one per task (see `block`).
-    fn gemms_by_position(&self, vbuf: &[f32], mbuf: &mut [f32], n: usize, pool: &ThreadPool) -> Result<()> {
-        let g = &self.geo;
-        let (a2, ld) = (g.a2(), self.ld);
-        let plen = packed_a_len(g.m, g.c);
-        with_buf(&MT, a2 * g.m * ld, |mt| {
-            let mp = SyncPtr(mt.as_mut_ptr());
-            let first_err = Mutex::new(None);
-            pool.parallel_for(a2, &|xi| {
-                // SAFETY: task ξ writes only its own `m × ld` block of `mt`, which stays
-                // mutably borrowed, and otherwise unused, until the loop returns.
-                let c = unsafe { std::slice::from_raw_parts_mut(mp.ptr().add(xi * g.m * ld), g.m * ld) };
-                let r = PackedA::new(&self.packed_u[xi * plen..(xi + 1) * plen], g.m, g.c).and_then(|ua| {
-                    let v = VSource::new(&vbuf[xi * ld..], g.c, n, a2 * ld, self.tier)?;
-                    sgemm(self.tier, &ua, &v, c, ld, &Epilogue::default(), inline_pool())
-                });
-                if let Err(e) = r {
-                    first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-                }
-            });
-            if let Some(e) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                return Err(e);
-            }
-            let mt = &*mt;
-            let chunks = pool.threads() * 4;
-            let mper = g.m.div_ceil(chunks);
-            let mbp = SyncPtr(mbuf.as_mut_ptr());
-            run_chunks(pool, chunks, &|i| {
-                for m in (i * mper).min(g.m)..((i + 1) * mper).min(g.m) {
-                    for xi in 0..a2 {
-                        let src = &mt[(xi * g.m + m) * ld..][..n];
-                        // SAFETY: task `i` writes only rows of channels `m` in its own
-                        // range (`n <= ld` floats at `(m·α² + ξ)·ld`, inside mbuf's
-                        // `M·α²·ld`), and mbuf stays mutably borrowed until the loop returns.
-                        let dst = unsafe { std::slice::from_raw_parts_mut(mbp.ptr().add((m * a2 + xi) * ld), n) };
-                        dst.copy_from_slice(src);
-                    }
-                }
-            });
-            Ok(())
+            unsafe { dispatch_output(self.tier, g, chan, m0, t0, n, ld, self.y, self.epi, &mut slot[..tmp]) };
         })
     }
-}
 
-/// `f(0..chunks)` on the pool, or inline for a single chunk.
-fn run_chunks(pool: &ThreadPool, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
-    if chunks == 1 {
-        f(0);
-    } else {
-        pool.parallel_for(chunks, f);
+    /// The α² GEMMs of one block, one per task (see `block`), into `mt`, then copied
+    /// into `mbuf`.
+    #[allow(clippy::too_many_arguments)]
+    fn gemms_by_position(
+        &self,
+        vbuf: &[f32],
+        mbuf: &mut [f32],
+        n: usize,
+        pool: &ThreadPool,
+        mt: &mut [f32],
+        slots: &mut [f32],
+        stride: usize,
+    ) -> Result<()> {
+        let g = &self.geo;
+        let (a2, ld, tmp) = (g.a2(), self.ld, self.parts.tmp);
+        let plen = packed_a_len(g.m, g.c);
+        let mt = &mut mt[..a2 * g.m * ld];
+        let first_err = Mutex::new(None);
+        pool.par_chunks_scratch(mt, g.m * ld, 1, slots, stride, &|xi, c, slot| {
+            let r = PackedA::new(&self.packed_u[xi * plen..(xi + 1) * plen], g.m, g.c).and_then(|ua| {
+                let v = VSource::new(&vbuf[xi * ld..], g.c, n, a2 * ld, self.tier)?;
+                sgemm_serial(self.tier, &ua, &v, c, ld, &Epilogue::default(), &mut slot[tmp..])
+            });
+            if let Err(e) = r {
+                first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+            }
+        })?;
+        if let Some(e) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        let mt = &*mt;
+        let mper = g.m.div_ceil(pool.threads() * 4);
+        pool.par_chunks(&mut mbuf[..g.m * a2 * ld], a2 * ld, mper, &|m0, chans| {
+            for (m, chan) in (m0..).zip(chans.chunks_exact_mut(a2 * ld)) {
+                for xi in 0..a2 {
+                    chan[xi * ld..][..n].copy_from_slice(&mt[(xi * g.m + m) * ld..][..n]);
+                }
+            }
+        });
+        Ok(())
     }
 }
 
@@ -1359,7 +1420,7 @@ unsafe fn output_block<W: Kind, S: Scatter>(
                 // output (col0 + width ≤ ow), belongs to this block's tiles, which the
                 // caller guarantees no other thread touches, and the rows are
                 // distinct, so the slices do not overlap.
-                *row = unsafe { std::slice::from_raw_parts_mut(y.0.add(mo * plane + oy * g.ow + col0), width) };
+                *row = unsafe { std::slice::from_raw_parts_mut(y.ptr().add(mo * plane + oy * g.ow + col0), width) };
                 let res = res.map(|r| &r[oy * g.ow + col0..][..width]);
                 for s0 in (0..k).step_by(L) {
                     let mut yv = [V::ZERO; 4];

@@ -11,10 +11,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sinter_kernels::gemm::RowFn;
 use sinter_kernels::{
-    pack_a, packed_a_len, sgemm, Activation, BSource, Epilogue, Isa, KernelError, KernelTable, Matrix, PackedA,
-    ThreadPool, MR,
+    pack_a, packed_a_len, sgemm, sgemm_scratch, Activation, BSource, Epilogue, Isa, KernelError, KernelTable, Matrix,
+    PackedA, ThreadPool, MR,
 };
 use std::sync::Mutex;
+
+/// Scratch enough for every sgemm of this file on `pool`.
+fn any_scratch(pool: &ThreadPool) -> Vec<f32> {
+    vec![f32::NAN; sgemm_scratch(1024, 1024, 1024).total(pool.threads())]
+}
 
 /// Sentinel in C outside the `m × n` region (ldc padding): must survive untouched.
 const SENTINEL: f32 = -12345.5;
@@ -88,7 +93,10 @@ impl Case {
         let res = self.res.as_ref().map(|(r, ldr)| Matrix::new(r, self.m, self.n, *ldr).unwrap());
         let epi = Epilogue { bias: self.bias.as_deref(), residual: res, act: self.act, post };
         let mut c = vec![SENTINEL; self.m.saturating_sub(1) * ldc + self.n];
-        sgemm(tier, &a, &b, &mut c, ldc, &epi, pool).unwrap();
+        // Exactly the declared scratch, filled with NaN: the kernel must not read it
+        // before writing.
+        let mut ws = vec![f32::NAN; sgemm_scratch(self.m, self.n, self.k).total(pool.threads())];
+        sgemm(tier, &a, &b, &mut c, ldc, &epi, pool, &mut ws).unwrap();
         c
     }
 }
@@ -318,16 +326,16 @@ fn zero_sizes(tier: &KernelTable) {
     let b = Matrix::new(&[], 0, 2, 2).unwrap();
     let mut c = vec![SENTINEL; 6];
     let epi = Epilogue { bias: Some(&bias), residual: Some(res), act: Activation::Relu, post: None };
-    sgemm(tier, &a, &b, &mut c, 2, &epi, &pool).unwrap();
+    sgemm(tier, &a, &b, &mut c, 2, &epi, &pool, &mut any_scratch(&pool)).unwrap();
     assert_eq!(c, [1.25, 0.5, 1.0, 0.0, 1.5, 1.5]);
     // m = 0 or n = 0: nothing is written.
     let a0 = PackedA::new(&[], 0, 4).unwrap();
     let b4 = Matrix::new(&[1.0; 8], 4, 2, 2).unwrap();
     let mut c = vec![SENTINEL; 2];
-    sgemm(tier, &a0, &b4, &mut c, 2, &Epilogue::default(), &pool).unwrap();
+    sgemm(tier, &a0, &b4, &mut c, 2, &Epilogue::default(), &pool, &mut any_scratch(&pool)).unwrap();
     let a1 = PackedA::new(&[1.0; MR * 4], 1, 4).unwrap();
     let bn0 = Matrix::new(&[], 4, 0, 0).unwrap();
-    sgemm(tier, &a1, &bn0, &mut c, 0, &Epilogue::default(), &pool).unwrap();
+    sgemm(tier, &a1, &bn0, &mut c, 0, &Epilogue::default(), &pool, &mut any_scratch(&pool)).unwrap();
     assert_eq!(c, [SENTINEL; 2]);
 }
 
@@ -398,15 +406,41 @@ fn shape_errors_are_errors() {
     let b_bad = Matrix::new(&a, 3, 4, 4).unwrap();
     let mut c = vec![0.0; 9];
     let none = Epilogue::default();
-    shape(sgemm(tier, &pa, &b_bad, &mut c, 4, &none, &pool));
-    shape(sgemm(tier, &pa, &b, &mut c[..8], 3, &none, &pool));
-    shape(sgemm(tier, &pa, &b, &mut c, 2, &none, &pool)); // ldc < n
-    shape(sgemm(tier, &pa, &b, &mut c, usize::MAX, &none, &pool));
+    shape(sgemm(tier, &pa, &b_bad, &mut c, 4, &none, &pool, &mut any_scratch(&pool)));
+    shape(sgemm(tier, &pa, &b, &mut c[..8], 3, &none, &pool, &mut any_scratch(&pool)));
+    shape(sgemm(tier, &pa, &b, &mut c, 2, &none, &pool, &mut any_scratch(&pool))); // ldc < n
+    shape(sgemm(tier, &pa, &b, &mut c, usize::MAX, &none, &pool, &mut any_scratch(&pool)));
     let short_bias = Epilogue { bias: Some(&a[..2]), ..Epilogue::default() };
-    shape(sgemm(tier, &pa, &b, &mut c, 3, &short_bias, &pool));
+    shape(sgemm(tier, &pa, &b, &mut c, 3, &short_bias, &pool, &mut any_scratch(&pool)));
     let small_res = Epilogue { residual: Some(Matrix::new(&a, 2, 3, 3).unwrap()), ..Epilogue::default() };
-    shape(sgemm(tier, &pa, &b, &mut c, 3, &small_res, &pool));
-    sgemm(tier, &pa, &b, &mut c, 3, &none, &pool).unwrap();
+    shape(sgemm(tier, &pa, &b, &mut c, 3, &small_res, &pool, &mut any_scratch(&pool)));
+    sgemm(tier, &pa, &b, &mut c, 3, &none, &pool, &mut any_scratch(&pool)).unwrap();
+}
+
+/// Less scratch than `sgemm_scratch` declares is an error, whatever the thread count;
+/// the declared amount (and more) works.
+#[test]
+fn short_scratch_is_an_error() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let case = Case::random(&mut rng, 20, 70, 33);
+    let mut packed = vec![0.0; packed_a_len(case.m, case.k)];
+    pack_a(case.m, case.k, &case.a, case.k, &mut packed).unwrap();
+    let a = PackedA::new(&packed, case.m, case.k).unwrap();
+    let b = Matrix::new(&case.b, case.k, case.n, case.n).unwrap();
+    for threads in [1, 3] {
+        let pool = ThreadPool::new(threads);
+        let need = sgemm_scratch(case.m, case.n, case.k).total(threads);
+        assert_eq!(need % 16, 0, "whole cache lines");
+        for tier in KernelTable::available() {
+            let mut c = vec![0.0; case.m * case.n];
+            let r = sgemm(tier, &a, &b, &mut c, case.n, &Epilogue::default(), &pool, &mut vec![0.0; need - 1]);
+            assert!(matches!(r, Err(KernelError::Scratch { .. })), "{r:?}");
+            let r = sgemm(tier, &a, &b, &mut c, case.n, &Epilogue::default(), &pool, &mut []);
+            assert!(matches!(r, Err(KernelError::Scratch { .. })), "{r:?}");
+            sgemm(tier, &a, &b, &mut c, case.n, &Epilogue::default(), &pool, &mut vec![0.0; need]).unwrap();
+            check(&case, &c, case.n, "declared scratch");
+        }
+    }
 }
 
 #[test]
@@ -422,8 +456,8 @@ fn unsupported_tier_is_an_error() {
 }
 
 /// A `post` callback that runs another sgemm on the same thread (the runtime may
-/// chain small kernels this way): the per-thread B scratch is busy, so the nested call
-/// must get its own instead of panicking on the borrow.
+/// chain small kernels this way): it brings its own scratch, the outer call's is out
+/// of its reach.
 #[test]
 fn nested_sgemm_in_post() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -437,7 +471,17 @@ fn nested_sgemm_in_post() {
         let nested_ok = Mutex::new(true);
         let post = |_: usize, _: usize, _: &mut [f32]| {
             let mut c = vec![0.0; 90];
-            sgemm(tier, &inner_a, &inner_b, &mut c, 10, &Epilogue::default(), &ThreadPool::new(1)).unwrap();
+            sgemm(
+                tier,
+                &inner_a,
+                &inner_b,
+                &mut c,
+                10,
+                &Epilogue::default(),
+                &ThreadPool::new(1),
+                &mut any_scratch(&ThreadPool::new(1)),
+            )
+            .unwrap();
             let expected = inner.reference();
             let ok = c.iter().zip(&expected).all(|(&g, &(w, mag))| (g as f64 - w).abs() <= 1e-5 * mag + 1e-30);
             *nested_ok.lock().unwrap() &= ok;
@@ -486,8 +530,17 @@ fn custom_b_source() {
         pack_a(case.m, case.k, &case.a, case.k, &mut packed).unwrap();
         let a = PackedA::new(&packed, case.m, case.k).unwrap();
         let mut c = vec![0.0; case.m * case.n];
-        sgemm(tier, &a, &Transposed(&bt, case.n, case.k), &mut c, case.n, &Epilogue::default(), &ThreadPool::new(2))
-            .unwrap();
+        sgemm(
+            tier,
+            &a,
+            &Transposed(&bt, case.n, case.k),
+            &mut c,
+            case.n,
+            &Epilogue::default(),
+            &ThreadPool::new(2),
+            &mut any_scratch(&ThreadPool::new(2)),
+        )
+        .unwrap();
         check(&case, &c, case.n, "transposed B source");
     }
 }

@@ -51,7 +51,8 @@ fn every_entry_of_every_available_table_matches_scalar() {
             let b = Matrix::new(&bdata, k, n, n).unwrap();
             let epi = Epilogue { bias: Some(&bias), act: Activation::Relu, ..Epilogue::default() };
             let mut c = vec![0.0; m * n];
-            sgemm(t, &a, &b, &mut c, n, &epi, &pool).unwrap();
+            let mut ws = vec![0.0; sinter_kernels::sgemm_scratch(m, n, k).total(pool.threads())];
+            sgemm(t, &a, &b, &mut c, n, &epi, &pool, &mut ws).unwrap();
             c
         });
         assert!(gemm::nr_for(tier) > 0);
@@ -103,7 +104,8 @@ fn every_entry_of_every_available_table_matches_scalar() {
             against_scalar(tier, &format!("winograd {tile:?}"), 1e-3, |t| {
                 let (oh, ow) = conv.out_size();
                 let mut y = vec![0.0; mo * oh * ow];
-                conv.run(t, &u, &xw, &mut y, &Epilogue::default(), &pool).unwrap();
+                let mut ws = vec![0.0; conv.scratch().total(pool.threads())];
+                conv.run(t, &u, &xw, &mut y, &Epilogue::default(), &pool, &mut ws).unwrap();
                 y
             });
         }

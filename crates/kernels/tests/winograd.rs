@@ -106,7 +106,8 @@ fn check(tier: &KernelTable, tile: WinogradTile, case: Case, opts: &Opts, pool: 
     let mut y = vec![f32::NAN; m * oh * ow];
     let residual = res.as_deref().map(|r| Matrix::new(r, m, oh * ow, oh * ow).unwrap());
     let epi = Epilogue { bias: bias.as_deref(), residual, act: opts.act, post: None };
-    conv.run(tier, &packed, &x, &mut y, &epi, pool).unwrap();
+    let mut ws = vec![f32::NAN; conv.scratch().total(pool.threads())];
+    conv.run(tier, &packed, &x, &mut y, &epi, pool, &mut ws).unwrap();
     let (val, mag) = reference(case, &x, &wt, bias.as_deref(), res.as_deref());
     for (i, ((got, want), mag)) in y.iter().zip(&val).zip(&mag).enumerate() {
         let want = act_f64(opts.act, *want);
@@ -234,7 +235,8 @@ fn post_hook_covers_each_pixel_once() {
             };
             let epi = Epilogue { bias: Some(&bias), residual: None, act: Activation::Relu, post: Some(&post) };
             let mut y = vec![0f32; case.m * oh * ow];
-            conv.run(tier, &packed, &x, &mut y, &epi, &ThreadPool::new(threads)).unwrap();
+            let mut ws = vec![f32::NAN; conv.scratch().total(threads)];
+            conv.run(tier, &packed, &x, &mut y, &epi, &ThreadPool::new(threads), &mut ws).unwrap();
             assert!(
                 seen.iter().all(|s| s.load(Ordering::Relaxed) == 1),
                 "{tile:?}: a pixel was not posted exactly once"
@@ -291,16 +293,24 @@ fn wrong_lengths_are_errors() {
         let pool = ThreadPool::new(1);
         let tier = KernelTable::scalar();
         let none = Epilogue::default();
-        shape_err(conv.run(tier, &packed[1..], &x, &mut y, &none, &pool));
-        shape_err(conv.run(tier, &packed, &x[1..], &mut y, &none, &pool));
-        shape_err(conv.run(tier, &packed, &x, &mut y[1..], &none, &pool));
+        let mut ws = vec![0f32; conv.scratch().total(1)];
+        shape_err(conv.run(tier, &packed[1..], &x, &mut y, &none, &pool, &mut ws));
+        shape_err(conv.run(tier, &packed, &x[1..], &mut y, &none, &pool, &mut ws));
+        shape_err(conv.run(tier, &packed, &x, &mut y[1..], &none, &pool, &mut ws));
         let short = vec![0f32; m - 1];
-        shape_err(conv.run(tier, &packed, &x, &mut y, &Epilogue { bias: Some(&short), ..none }, &pool));
+        shape_err(conv.run(tier, &packed, &x, &mut y, &Epilogue { bias: Some(&short), ..none }, &pool, &mut ws));
         // A residual one column wider than the output.
         let res = vec![0f32; m * (oh * ow + 1)];
         let wide = Matrix::new(&res, m, oh * ow + 1, oh * ow + 1).unwrap();
-        shape_err(conv.run(tier, &packed, &x, &mut y, &Epilogue { residual: Some(wide), ..none }, &pool));
-        conv.run(tier, &packed, &x, &mut y, &none, &pool).unwrap();
+        shape_err(conv.run(tier, &packed, &x, &mut y, &Epilogue { residual: Some(wide), ..none }, &pool, &mut ws));
+        conv.run(tier, &packed, &x, &mut y, &none, &pool, &mut ws).unwrap();
+        // Less scratch than declared is an error, for one thread and for several.
+        for threads in [1, 3] {
+            let need = conv.scratch().total(threads);
+            let mut short = vec![0f32; need - 1];
+            let r = conv.run(tier, &packed, &x, &mut y, &none, &ThreadPool::new(threads), &mut short);
+            assert!(matches!(r, Err(KernelError::Scratch { .. })), "{r:?}");
+        }
         // Unsupported tiers have no table (there is always one on any machine).
         for other in sinter_kernels::isa::ALL.into_iter().filter(|i| !i.supported()) {
             assert!(matches!(KernelTable::for_isa(other), Err(KernelError::UnsupportedTier { .. })));

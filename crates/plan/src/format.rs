@@ -2,9 +2,10 @@
 //! uses nothing else of the crate).
 
 pub const MAGIC: [u8; 8] = *b"SINTPLAN";
-/// The newest (and only) format version this crate reads and writes.
+/// The newest (and only) format version this crate reads and writes. Version 3 added
+/// the workspace fields and, per kernel, its implementation, precision and fallback.
 pub const FORMAT_VERSION: u32 = 3;
-pub const HEADER_SIZE: usize = 128;
+pub const HEADER_SIZE: usize = 144;
 /// Alignment of the weight section in the file and of every tensor inside it.
 pub const ALIGN: u64 = 64;
 /// Size of the zero-padded UTF-8 target field: the longest target name a plan can record.

@@ -1,14 +1,14 @@
-//! The fixed 128-byte file header, encoded by hand (not serde) so its layout is frozen
+//! The fixed 144-byte file header, encoded by hand (not serde) so its layout is frozen
 //! independently of any library version. See docs/plan-format.md for the byte table.
 
 use crate::error::{PlanError, Result};
 pub use crate::format::*;
-use crate::validate::check_arena_size;
+use crate::validate::{check_arena_size, check_workspace_size};
 use xxhash_rust::xxh3::xxh3_64;
 
 const _: () = assert!(PRODUCER.len() <= PRODUCER_LEN, "crate version does not fit the header");
 
-// Field offsets (v1).
+// Field offsets (v3).
 const OFF_VERSION: usize = 8;
 const OFF_HEADER_SIZE: usize = 12;
 const OFF_PRODUCER: usize = 16;
@@ -17,13 +17,17 @@ const OFF_META: usize = 56;
 const OFF_WEIGHTS: usize = 80;
 const OFF_FILE_LEN: usize = 104;
 const OFF_ARENA_BYTES: usize = 112;
-const OFF_HEADER_CHECKSUM: usize = 120;
+const OFF_WORKSPACE_BYTES: usize = 120;
+const OFF_WORKSPACE_PER_THREAD_BYTES: usize = 128;
+const OFF_HEADER_CHECKSUM: usize = 136;
 
 // The fields tile the header exactly, without gaps or overlaps.
 const _: () = assert!(OFF_TARGET == OFF_PRODUCER + PRODUCER_LEN);
 const _: () = assert!(OFF_META == OFF_TARGET + FIXED_STR_LEN);
 const _: () = assert!(OFF_WEIGHTS == OFF_META + 24 && OFF_FILE_LEN == OFF_WEIGHTS + 24);
-const _: () = assert!(OFF_ARENA_BYTES == OFF_FILE_LEN + 8 && OFF_HEADER_CHECKSUM == OFF_ARENA_BYTES + 8);
+const _: () = assert!(OFF_ARENA_BYTES == OFF_FILE_LEN + 8 && OFF_WORKSPACE_BYTES == OFF_ARENA_BYTES + 8);
+const _: () = assert!(OFF_WORKSPACE_PER_THREAD_BYTES == OFF_WORKSPACE_BYTES + 8);
+const _: () = assert!(OFF_HEADER_CHECKSUM == OFF_WORKSPACE_PER_THREAD_BYTES + 8);
 const _: () = assert!(OFF_HEADER_CHECKSUM + 8 == HEADER_SIZE);
 
 /// A byte range of the file and the xxh3-64 of its contents.
@@ -56,9 +60,14 @@ pub struct Header {
     /// Size of the activation arena each execution context allocates (a copy of
     /// `PlanMeta::arena_bytes`, so tools can size a plan from the header alone).
     pub arena_bytes: u64,
+    /// Kernel scratch each execution context allocates once, beside its arena: this
+    /// shared part plus [`Header::workspace_per_thread_bytes`] per thread of its pool
+    /// (the most any kernel of the plan needs; the thread count is chosen at run time).
+    pub workspace_bytes: u64,
+    pub workspace_per_thread_bytes: u64,
 }
 
-/// Where the sections of a v1 file go: meta right after the header, weights at the
+/// Where the sections of a file go: meta right after the header, weights at the
 /// next 64-byte boundary, nothing after the weights. Returns (weights offset, file length).
 fn layout(meta_len: u64, weights_len: u64) -> Option<(u64, u64)> {
     let meta_end = (HEADER_SIZE as u64).checked_add(meta_len)?;
@@ -77,7 +86,8 @@ pub(crate) fn check_fixed_str(what: &str, s: &str) -> Result<()> {
 }
 
 impl Header {
-    /// The v1 header for the given section contents.
+    /// The header for the given section contents (no workspace; see
+    /// [`crate::Plan::with_workspace`]).
     pub(crate) fn new(meta: &[u8], weights: &[u8], target: &str, arena_bytes: u64) -> Result<Header> {
         check_fixed_str("target", target)?;
         let (weights_offset, file_len) = layout(meta.len() as u64, weights.len() as u64)
@@ -90,7 +100,16 @@ impl Header {
             weights: Section { offset: weights_offset, len: weights.len() as u64, checksum: xxh3_64(weights) },
             file_len,
             arena_bytes,
+            workspace_bytes: 0,
+            workspace_per_thread_bytes: 0,
         })
+    }
+
+    /// Memory one execution context of `threads` threads allocates: arena, shared
+    /// workspace and per-thread workspace (saturating).
+    pub fn context_bytes(&self, threads: usize) -> u64 {
+        let per_thread = self.workspace_per_thread_bytes.saturating_mul(threads as u64);
+        self.arena_bytes.saturating_add(self.workspace_bytes).saturating_add(per_thread)
     }
 
     /// The header bytes. Strings longer than their field (impossible for headers built by
@@ -109,6 +128,8 @@ impl Header {
         }
         put(&mut b, OFF_FILE_LEN, &self.file_len.to_le_bytes());
         put(&mut b, OFF_ARENA_BYTES, &self.arena_bytes.to_le_bytes());
+        put(&mut b, OFF_WORKSPACE_BYTES, &self.workspace_bytes.to_le_bytes());
+        put(&mut b, OFF_WORKSPACE_PER_THREAD_BYTES, &self.workspace_per_thread_bytes.to_le_bytes());
         let sum = xxh3_64(&b[..OFF_HEADER_CHECKSUM]);
         put(&mut b, OFF_HEADER_CHECKSUM, &sum.to_le_bytes());
         b
@@ -117,8 +138,8 @@ impl Header {
     /// Decodes and checks the header from the first bytes of a file (`prefix` may be the
     /// whole file or just its beginning). Checks, in order: magic, format version (these
     /// 12 bytes keep their meaning in every version), header length, header checksum,
-    /// string fields, that the sections are laid out as v1 requires, and that the arena
-    /// size is within [`crate::MAX_ARENA_BYTES`]. Does not look at the sections themselves
+    /// string fields, that the sections are laid out as this version requires, and that
+    /// the arena and workspace sizes are within [`crate::MAX_ARENA_BYTES`]. Does not look at the sections themselves
     /// (so the arena size is not yet known to match the meta's).
     pub fn decode(prefix: &[u8]) -> Result<Header> {
         let magic_len = prefix.len().min(MAGIC.len());
@@ -143,7 +164,7 @@ impl Header {
         let header_size = u32_at(b, OFF_HEADER_SIZE);
         if header_size as usize != HEADER_SIZE {
             return Err(PlanError::Corrupted(format!(
-                "header size is {header_size}, format version 1 has {HEADER_SIZE}"
+                "header size is {header_size}, format version {FORMAT_VERSION} has {HEADER_SIZE}"
             )));
         }
         if xxh3_64(&b[..OFF_HEADER_CHECKSUM]) != u64_at(b, OFF_HEADER_CHECKSUM) {
@@ -158,6 +179,8 @@ impl Header {
             weights: section(OFF_WEIGHTS),
             file_len: u64_at(b, OFF_FILE_LEN),
             arena_bytes: u64_at(b, OFF_ARENA_BYTES),
+            workspace_bytes: u64_at(b, OFF_WORKSPACE_BYTES),
+            workspace_per_thread_bytes: u64_at(b, OFF_WORKSPACE_PER_THREAD_BYTES),
         };
         let expected = layout(h.meta.len, h.weights.len);
         if h.meta.offset != HEADER_SIZE as u64 || expected != Some((h.weights.offset, h.file_len)) {
@@ -167,6 +190,7 @@ impl Header {
             )));
         }
         check_arena_size(h.arena_bytes)?;
+        check_workspace_size(h.workspace_bytes, h.workspace_per_thread_bytes)?;
         Ok(h)
     }
 }

@@ -3,7 +3,7 @@
 use crate::error::{PlanError, Result};
 use crate::header::{check_fixed_str, Header, ALIGN, DEFAULT_TARGET, HEADER_SIZE};
 use crate::schema::{Location, PlanMeta, TensorDesc, TensorId};
-use crate::validate::validate;
+use crate::validate::{check_workspace_size, validate};
 use crate::weights::AlignedBytes;
 use memmap2::Mmap;
 use std::fmt;
@@ -132,6 +132,15 @@ impl Plan {
     pub fn with_target(mut self, target: &str) -> Result<Plan> {
         check_fixed_str("target", target)?;
         target.clone_into(&mut self.header.target);
+        Ok(self)
+    }
+
+    /// Records the kernel workspace an execution context needs: `shared` bytes plus
+    /// `per_thread` bytes per thread (each at most [`crate::MAX_ARENA_BYTES`]).
+    pub fn with_workspace(mut self, shared: u64, per_thread: u64) -> Result<Plan> {
+        check_workspace_size(shared, per_thread)?;
+        self.header.workspace_bytes = shared;
+        self.header.workspace_per_thread_bytes = per_thread;
         Ok(self)
     }
 

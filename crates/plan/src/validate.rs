@@ -37,6 +37,20 @@ pub(crate) fn check_arena_size(arena_bytes: u64) -> Result<()> {
     Ok(())
 }
 
+/// Rejects workspace sizes beyond the arena's limit, so a hostile header cannot make a
+/// context allocate unbounded memory. The per-thread part is multiplied by the thread
+/// count at run time (the runtime allocates what its kernels declare, at most these).
+pub(crate) fn check_workspace_size(shared: u64, per_thread: u64) -> Result<()> {
+    for (what, bytes) in [("workspace", shared), ("per-thread workspace", per_thread)] {
+        if bytes > MAX_ARENA_BYTES || usize::try_from(bytes).is_err() {
+            return Err(invalid(format!(
+                "{what} of {bytes} bytes is larger than the limit of {MAX_ARENA_BYTES} bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Validates `meta` against a weight blob of `weights_len` bytes.
 pub(crate) fn validate(meta: &PlanMeta, weights_len: u64) -> Result<()> {
     check_arena_size(meta.arena_bytes)?;

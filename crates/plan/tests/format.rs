@@ -5,7 +5,9 @@ mod common;
 use common::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sinter_plan::{read_header, Location, Plan, PlanError, PlanInfo, WeightsBuilder, FORMAT_VERSION, MAX_ARENA_BYTES};
+use sinter_plan::{
+    read_header, Location, Plan, PlanError, PlanInfo, WeightsBuilder, FORMAT_VERSION, HEADER_SIZE, MAX_ARENA_BYTES,
+};
 
 fn sample_plan() -> Plan {
     let (meta, weights) = sample();
@@ -23,7 +25,7 @@ fn to_bytes_matches_the_documented_layout() {
     assert_eq!(bytes, assemble(&meta, &weights, FORMAT_VERSION, "generic"));
     // The sample's meta does not end on a 64-byte boundary, so the file has padding.
     let meta_len = u64::from_le_bytes(bytes[64..72].try_into().unwrap());
-    assert_ne!((128 + meta_len) % 64, 0);
+    assert_ne!((144 + meta_len) % 64, 0);
 }
 
 #[test]
@@ -102,7 +104,7 @@ fn weights_builder_aligns_every_tensor() {
 #[test]
 fn header_only_read_does_not_touch_weights() {
     let bytes = sample_plan().to_bytes();
-    let meta_end = 128 + u64::from_le_bytes(bytes[64..72].try_into().unwrap()) as usize;
+    let meta_end = 144 + u64::from_le_bytes(bytes[64..72].try_into().unwrap()) as usize;
     let path = temp_path("header-only");
 
     // Cut right after the meta section: inspect works, a full load does not.
@@ -129,7 +131,7 @@ fn header_only_read_does_not_touch_weights() {
     assert!(matches!(PlanInfo::read(&path), Err(PlanError::Truncated { .. })));
 
     // The header alone is enough for read_header.
-    std::fs::write(&path, &bytes[..128]).unwrap();
+    std::fs::write(&path, &bytes[..144]).unwrap();
     assert_eq!(&read_header(&path).unwrap(), sample_plan().header());
     std::fs::remove_file(&path).unwrap();
 }
@@ -141,7 +143,7 @@ fn every_truncation_is_an_error() {
     for len in 0..bytes.len() {
         let cut = &bytes[..len];
         let err = Plan::from_bytes(cut).unwrap_err();
-        if len < 128 {
+        if len < 144 {
             assert!(matches!(err, PlanError::TruncatedHeader { actual } if actual == len as u64), "{len}: {err}");
         } else {
             let want = format!("plan is truncated: header says {} bytes, file has {len}", bytes.len());
@@ -149,7 +151,7 @@ fn every_truncation_is_an_error() {
         }
         std::fs::write(&path, cut).unwrap();
         assert_eq!(Plan::load(&path).unwrap_err().to_string(), err.to_string(), "load of {len} bytes");
-        if len < 128 {
+        if len < 144 {
             assert!(read_header(&path).is_err());
             assert!(PlanInfo::read(&path).is_err());
         }
@@ -203,13 +205,13 @@ fn random_damage_is_an_error() {
 fn checksum_errors_name_the_section() {
     let bytes = sample_plan().to_bytes();
     let mut b = bytes.clone();
-    b[130] ^= 1;
+    b[146] ^= 1;
     assert_eq!(Plan::from_bytes(&b).unwrap_err().to_string(), "plan is corrupted: meta checksum mismatch");
     let mut b = bytes.clone();
     b[20] ^= 1;
     assert_eq!(Plan::from_bytes(&b).unwrap_err().to_string(), "plan is corrupted: header checksum mismatch");
     let mut b = bytes.clone();
-    let meta_end = 128 + u64::from_le_bytes(bytes[64..72].try_into().unwrap()) as usize;
+    let meta_end = 144 + u64::from_le_bytes(bytes[64..72].try_into().unwrap()) as usize;
     b[meta_end] = 1;
     assert!(Plan::from_bytes(&b).unwrap_err().to_string().contains("non-zero padding"));
 }
@@ -272,7 +274,7 @@ fn bad_header_fields() {
     b[16 + 15] = b'x';
     reseal_header(&mut b);
     assert!(Plan::from_bytes(&b).unwrap_err().to_string().contains("producer field"));
-    // Weights offset not where v1 puts it.
+    // Weights offset not where the format puts it.
     let mut b = bytes.clone();
     let off = u64::from_le_bytes(b[80..88].try_into().unwrap());
     b[80..88].copy_from_slice(&(off + 64).to_le_bytes());
@@ -302,7 +304,7 @@ fn header_alone_reports_the_arena_size() {
     // Bytes 112..120 of the header, little endian.
     assert_eq!(&bytes[112..120], &[0, 0x10, 0, 0, 0, 0, 0, 0]);
     let path = temp_path("arena-header");
-    std::fs::write(&path, &bytes[..128]).unwrap();
+    std::fs::write(&path, &bytes[..144]).unwrap();
     let header = read_header(&path).unwrap();
     assert_eq!(header.arena_bytes, 4096);
     assert_eq!(header.weights.len, 144);
@@ -331,8 +333,56 @@ fn arena_size_in_header_and_meta_must_agree() {
     // An arena beyond the limit is refused from the header alone.
     b[112..120].copy_from_slice(&(MAX_ARENA_BYTES + 1).to_le_bytes());
     reseal_header(&mut b);
-    std::fs::write(&path, &b[..128]).unwrap();
+    std::fs::write(&path, &b[..144]).unwrap();
     let err = read_header(&path).unwrap_err().to_string();
     assert!(err.contains("arena of 68719476737 bytes is larger than the limit"), "{err}");
     std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn header_records_the_workspace() {
+    let (meta, weights) = sample();
+    let plan = Plan::new(meta.clone(), weights.clone()).unwrap().with_workspace(4096, 640).unwrap();
+    let bytes = plan.to_bytes();
+    assert_eq!(HEADER_SIZE, 144);
+    assert_eq!(bytes, assemble_with_workspace(&meta, &weights, FORMAT_VERSION, "generic", (4096, 640)));
+    // Bytes 120..128 and 128..136 of the header, little endian.
+    assert_eq!(&bytes[120..128], &4096u64.to_le_bytes());
+    assert_eq!(&bytes[128..136], &640u64.to_le_bytes());
+    let back = Plan::from_bytes(&bytes).unwrap();
+    assert_eq!((back.header().workspace_bytes, back.header().workspace_per_thread_bytes), (4096, 640));
+    assert_eq!(back.header().context_bytes(3), meta.arena_bytes + 4096 + 3 * 640);
+    let path = temp_path("workspace-header");
+    std::fs::write(&path, &bytes[..144]).unwrap();
+    assert_eq!(read_header(&path).unwrap().workspace_per_thread_bytes, 640);
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// A hostile header cannot make a context allocate unbounded scratch: each workspace
+/// field is capped like the arena, from the header alone.
+#[test]
+fn absurd_workspace_fields_are_refused() {
+    let (meta, weights) = sample();
+    for ws in [(MAX_ARENA_BYTES + 1, 0), (0, MAX_ARENA_BYTES + 1), (u64::MAX, u64::MAX)] {
+        let b = assemble_with_workspace(&meta, &weights, FORMAT_VERSION, "generic", ws);
+        let err = Plan::from_bytes(&b).unwrap_err();
+        assert!(matches!(err, PlanError::Invalid(_)), "{ws:?}: {err:?}");
+        assert!(err.to_string().contains("workspace of"), "{err}");
+        let path = temp_path("workspace-absurd");
+        std::fs::write(&path, &b[..144]).unwrap();
+        assert!(read_header(&path).is_err());
+        std::fs::remove_file(&path).unwrap();
+        assert!(sample_plan().with_workspace(ws.0, ws.1).is_err());
+    }
+    let at_limit = assemble_with_workspace(&meta, &weights, FORMAT_VERSION, "generic", (MAX_ARENA_BYTES, 64));
+    assert!(Plan::from_bytes(&at_limit).is_ok());
+}
+
+#[test]
+fn older_version_asks_for_a_rebuild() {
+    let (meta, weights) = sample();
+    let b = assemble(&meta, &weights, FORMAT_VERSION - 1, "generic");
+    let err = Plan::from_bytes(&b).unwrap_err();
+    assert!(matches!(err, PlanError::OlderVersion { .. }), "{err:?}");
+    assert!(err.to_string().contains("rebuild"), "{err}");
 }

@@ -5,11 +5,11 @@ mod common;
 
 use common::*;
 use sinter_ir::DType;
-use sinter_plan::{Binding, Plan, PlanError, PlanMeta, MAX_ARENA_BYTES};
+use sinter_plan::{Binding, Plan, PlanError, PlanMeta, FORMAT_VERSION, MAX_ARENA_BYTES};
 
 /// Checks that `meta` is rejected with a message containing every part of `needles`.
 fn rejects(meta: PlanMeta, weights: Vec<u8>, needles: &[&str]) {
-    let file = assemble(&meta, &weights, 1, "generic");
+    let file = assemble(&meta, &weights, FORMAT_VERSION, "generic");
     let from_file = Plan::from_bytes(&file).unwrap_err();
     let from_api = Plan::new(meta, weights).unwrap_err();
     assert!(matches!(from_api, PlanError::Invalid(_)), "{from_api:?}");
@@ -24,7 +24,7 @@ fn rejects(meta: PlanMeta, weights: Vec<u8>, needles: &[&str]) {
 fn the_sample_is_valid() {
     let (meta, weights) = sample();
     Plan::new(meta.clone(), weights.clone()).unwrap();
-    Plan::from_bytes(&assemble(&meta, &weights, 1, "generic")).unwrap();
+    Plan::from_bytes(&assemble(&meta, &weights, FORMAT_VERSION, "generic")).unwrap();
 }
 
 #[test]

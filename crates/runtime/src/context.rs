@@ -1,4 +1,4 @@
-use crate::arena::Arena;
+use crate::arena::{Arena, Workspace};
 use crate::engine::Shared;
 use crate::error::{Result, RuntimeError};
 use crate::exec::RunCtx;
@@ -21,11 +21,14 @@ pub struct KernelTime {
     pub time: Duration,
 }
 
-/// One execution context: an activation arena and a thread pool, both made once and
-/// reused by every run. Running allocates no activation memory and starts no thread.
+/// One execution context: an activation arena, a kernel workspace and a thread pool, all
+/// made once and reused by every run. Running allocates nothing (from the first run on)
+/// and starts no thread.
 pub struct Context {
     shared: Arc<Shared>,
     arena: Arena,
+    /// The most scratch any kernel declares, for this pool's thread count.
+    workspace: Workspace,
     pool: ThreadPool,
     /// Operand lists, kept (empty) between kernels and runs so running allocates nothing.
     ins: Vec<Option<View<'static>>>,
@@ -63,9 +66,11 @@ impl Context {
     pub(crate) fn new(shared: Arc<Shared>) -> Context {
         let arena = Arena::new(shared.plan.meta().arena_bytes as usize);
         let pool = ThreadPool::new(shared.threads);
+        let workspace = Workspace::new(shared.workspace.total(pool.threads()));
         let most_in = shared.kernels.iter().map(|k| k.inputs.len()).max().unwrap_or(0);
         let most_out = shared.kernels.iter().map(|k| k.outputs.len()).max().unwrap_or(0);
-        Context { shared, arena, pool, ins: Vec::with_capacity(most_in), outs: Vec::with_capacity(most_out) }
+        let (ins, outs) = (Vec::with_capacity(most_in), Vec::with_capacity(most_out));
+        Context { shared, arena, workspace, pool, ins, outs }
     }
 
     /// Copies `t` into the arena slot of input `name`, checking dtype and shape. The
@@ -117,7 +122,7 @@ impl Context {
     fn run_kernels(&mut self, mut done: impl FnMut(&crate::prepare::Prepared, Duration)) -> Result<()> {
         let shared = self.shared.clone();
         let base = self.arena.base();
-        let mut cx = RunCtx { tier: shared.tier, pool: &self.pool };
+        let mut cx = RunCtx { tier: shared.tier, pool: &self.pool, ws: self.workspace.floats() };
         let mut ins: Vec<Option<View>> = recycle(std::mem::take(&mut self.ins));
         let mut outs: Vec<ViewMut> = recycle(std::mem::take(&mut self.outs));
         let mut result = Ok(());

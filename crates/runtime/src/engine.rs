@@ -3,7 +3,7 @@ use crate::context::Context;
 use crate::error::{Result, RuntimeError};
 use crate::prepare::{self, Prepared, Slot};
 use sinter_ir::{DType, Tensor};
-use sinter_kernels::{Isa, KernelTable};
+use sinter_kernels::{Isa, KernelTable, Scratch};
 use sinter_plan::{BackendKind, Plan, Target};
 use std::borrow::Borrow;
 use std::path::Path;
@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     /// Threads per context.
     pub threads: usize,
     pub kernels: Vec<Prepared>,
+    /// The most workspace any kernel declares (floats).
+    pub workspace: Scratch,
     pub inputs: Vec<(IoInfo, Slot)>,
     pub outputs: Vec<(IoInfo, Slot)>,
 }
@@ -71,6 +73,8 @@ impl Engine {
             None => num_cpus::get_physical().max(1),
         };
         let kernels = prepare::prepare(&plan, backend)?;
+        let workspace = kernels_workspace(&kernels);
+        check_workspace(&plan, workspace)?;
         let meta = plan.meta();
         let io = |b: &sinter_plan::Binding| -> Result<(IoInfo, Slot)> {
             let s = prepare::slot(meta, b.tensor)?;
@@ -79,7 +83,7 @@ impl Engine {
         let inputs = meta.inputs.iter().map(io).collect::<Result<Vec<_>>>()?;
         let outputs = meta.outputs.iter().map(io).collect::<Result<Vec<_>>>()?;
         Ok(Engine {
-            shared: Arc::new(Shared { plan, tier, threads, kernels, inputs, outputs }),
+            shared: Arc::new(Shared { plan, tier, threads, kernels, workspace, inputs, outputs }),
             idle: Mutex::new(Vec::new()),
         })
     }
@@ -96,6 +100,12 @@ impl Engine {
     /// Threads each context uses.
     pub fn threads(&self) -> usize {
         self.shared.threads
+    }
+
+    /// The kernel workspace each context allocates (plus its per-thread part once per
+    /// thread): what the kernels declare, at most what the plan's header records.
+    pub fn workspace(&self) -> WorkspaceSize {
+        WorkspaceSize::of(self.shared.workspace)
     }
 
     pub fn inputs(&self) -> Vec<IoInfo> {
@@ -122,6 +132,54 @@ impl Engine {
         }
         result
     }
+}
+
+/// Kernel workspace in bytes: `shared` once per execution context, plus `per_thread`
+/// for each thread of its pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkspaceSize {
+    pub shared: u64,
+    pub per_thread: u64,
+}
+
+impl WorkspaceSize {
+    fn of(s: Scratch) -> WorkspaceSize {
+        let bytes = |floats: usize| (floats as u64).saturating_mul(4);
+        WorkspaceSize { shared: bytes(s.shared), per_thread: bytes(s.per_thread) }
+    }
+
+    /// Bytes for a context of `threads` threads.
+    pub fn total(&self, threads: usize) -> u64 {
+        self.shared.saturating_add(self.per_thread.saturating_mul(threads as u64))
+    }
+}
+
+fn kernels_workspace(kernels: &[Prepared]) -> Scratch {
+    kernels.iter().fold(Scratch::NONE, |acc, k| acc.max(k.exec.workspace()))
+}
+
+/// The workspace the kernels of `plan` declare once prepared: what the builder records
+/// in the plan's header (see [`sinter_plan::Plan::with_workspace`]). Independent of the
+/// thread count and of the CPU tier.
+pub fn workspace_of_plan(plan: &Plan) -> Result<WorkspaceSize> {
+    Ok(WorkspaceSize::of(kernels_workspace(&prepare::prepare(plan, check_target(plan)?)?)))
+}
+
+/// Refuses a plan whose kernels need more workspace than its header declares (a plan
+/// from an older or foreign builder, or a tampered header): the header is what tools
+/// and `--max-memory` size contexts by.
+fn check_workspace(plan: &Plan, need: Scratch) -> Result<()> {
+    let need = WorkspaceSize::of(need);
+    let h = plan.header();
+    if need.shared > h.workspace_bytes || need.per_thread > h.workspace_per_thread_bytes {
+        return Err(RuntimeError::WorkspaceTooSmall {
+            needed: need.shared,
+            needed_per_thread: need.per_thread,
+            declared: h.workspace_bytes,
+            declared_per_thread: h.workspace_per_thread_bytes,
+        });
+    }
+    Ok(())
 }
 
 /// Checks that a plan may run on this machine and returns the backend that runs it: a

@@ -19,6 +19,12 @@ pub enum RuntimeError {
     InvalidKernel { index: usize, op_type: String, node: String, msg: String },
     #[error("invalid plan: {0}")]
     InvalidPlan(String),
+    /// The kernels need more scratch than the plan's header records.
+    #[error(
+        "invalid plan: its kernels need {needed} bytes of workspace plus {needed_per_thread} per thread, \
+         but the header declares {declared} plus {declared_per_thread}; rebuild the plan"
+    )]
+    WorkspaceTooSmall { needed: u64, needed_per_thread: u64, declared: u64, declared_per_thread: u64 },
     #[error("kernel {index} ({op_type} '{node}') failed: {source}")]
     Kernel {
         index: usize,

@@ -17,7 +17,7 @@ mod prepare;
 
 pub use backend::{Backend, KernelChoice, NodeSpec};
 pub use context::{Context, KernelTime};
-pub use engine::{check_target, Engine, IoInfo, RuntimeOptions};
+pub use engine::{check_target, workspace_of_plan, Engine, IoInfo, RuntimeOptions, WorkspaceSize};
 pub use error::RuntimeError;
 pub use exec::refusal::Refusal;
 pub use exec::registry::{Factory, REFERENCE};

@@ -119,7 +119,9 @@ fn time_convs(kernels: &[(&Conv2d, &[f32])], isa: Isa) -> sinter_ir::Result<Vec<
     let mut y = vec![0.0f32; ys.iter().product()];
     let pool = ThreadPool::new(1);
     let tier = KernelTable::for_isa(isa).map_err(|e| sinter_ir::IrError::Data(format!("timing tactics: {e}")))?;
-    let mut cx = RunCtx { tier, pool: &pool };
+    let floats = kernels.iter().map(|(k, _)| k.workspace().total(1)).max().unwrap_or(0);
+    let mut ws = vec![0.0f32; floats];
+    let mut cx = RunCtx { tier, pool: &pool, ws: &mut ws };
     let mut best = vec![f64::INFINITY; kernels.len()];
     let mut total = 0.0;
     // Round 0 warms caches and per-thread scratch; then up to 8 timed rounds, fewer

@@ -13,9 +13,10 @@
 //! ```
 
 use super::{Activation, BSource, Epilogue, PackedA, MR};
+use crate::isa::{Isa, ALL};
+use crate::scratch::Scratch;
 use crate::thread_pool::ThreadPool;
 use crate::tier::KernelTable;
-use std::cell::RefCell;
 
 /// One micro-kernel call: an `MR × NR` tile of C over one K block.
 ///
@@ -104,6 +105,61 @@ pub(crate) struct TailSpec {
     pub cost: usize,
 }
 
+/// `(nr, kc, nc, whole_k_floats)` of every tier's [`Spec`], on every architecture
+/// (where a tier is missing its plan still records what it would need): the scratch a
+/// GEMM declares is the most any tier needs, so a plan's workspace figures hold on every
+/// machine it runs on. The `blocking_matches_spec` test keeps it in step with `spec`.
+fn blocking_any(isa: Isa) -> (usize, usize, usize, usize) {
+    match isa {
+        Isa::Avx512 => (48, 256, 576, 1 << 18),
+        Isa::Avx2 => (24, 256, 576, 1 << 18),
+        Isa::Neon => (12, 256, 576, 0),
+        Isa::Scalar => (8, 256, 512, 0),
+    }
+}
+
+/// The K block a GEMM with inner size `k` and `n` columns runs with (see
+/// [`Spec::whole_k_floats`]).
+fn kc_for(nr: usize, kc: usize, nc: usize, whole_k_floats: usize, n: usize, k: usize) -> usize {
+    if k.saturating_mul(n.div_ceil(nr).saturating_mul(nr).min(nc)) <= whole_k_floats {
+        kc.max(k)
+    } else {
+        kc
+    }
+}
+
+/// Floats of the packed-B block one task of a `k × n` B needs on a tier.
+fn block_floats((nr, kc, nc, whole_k): (usize, usize, usize, usize), n: usize, k: usize) -> usize {
+    kc_for(nr, kc, nc, whole_k, n, k).min(k).saturating_mul(nc.min(n.div_ceil(nr).saturating_mul(nr)))
+}
+
+/// The scratch of an `m × n × k` GEMM: one packed-B block per thread (plus room to
+/// start it on a cache line), the most any tier needs (see [`blocking_any`]).
+pub(super) fn scratch(m: usize, n: usize, k: usize) -> Scratch {
+    if m == 0 || n == 0 {
+        return Scratch::NONE;
+    }
+    let block = ALL.into_iter().map(|isa| block_floats(blocking_any(isa), n, k)).max().unwrap_or(0);
+    Scratch::new(0, block.saturating_add(ALIGN_PAD))
+}
+
+/// [`scratch`] for every GEMM of `m` rows, inner size `k` and at most `n` columns (a
+/// smaller `n` may run whole-K, with a larger block than `n` itself needs).
+pub(super) fn scratch_upto(m: usize, n: usize, k: usize) -> Scratch {
+    if m == 0 || n == 0 {
+        return Scratch::NONE;
+    }
+    let block = |(nr, kc, nc, whole_k): (usize, usize, usize, usize)| {
+        let cols = nc.min(n.div_ceil(nr).saturating_mul(nr));
+        let blocked = kc.min(k).saturating_mul(cols);
+        // Whole-K blocks hold k × (a multiple of nr up to `cols`) floats, at most whole_k.
+        let whole = if k.saturating_mul(nr) <= whole_k { k.saturating_mul(cols).min(whole_k) } else { 0 };
+        blocked.max(whole)
+    };
+    let most = ALL.into_iter().map(|isa| block(blocking_any(isa))).max().unwrap_or(0);
+    Scratch::new(0, most.saturating_add(ALIGN_PAD))
+}
+
 /// [`Spec::whole_k_floats`] on x86_64: 1 MiB of B, a Zen 5 core's whole L2 (half of a
 /// Sapphire Rapids one). Even so, on Zen 5 one K block was 4–7 % faster on ResNet-50's
 /// 1×1 layers at 14×14 and 7×7 with cold weights (`cold_gemm` example) and no slower
@@ -125,7 +181,9 @@ pub fn nr_for(tier: &KernelTable) -> usize {
     tier.gemm.nr
 }
 
-/// `c` as a pointer that tasks on other threads may write through.
+/// `c` as a pointer that tasks on other threads may write through. Not a chunk of the
+/// pool's `par_chunks`: a task's share of C is a rectangle (rows × a column range), not
+/// a contiguous run, and C may have a row stride.
 #[derive(Clone, Copy)]
 struct CPtr(*mut f32);
 // SAFETY: the pointer is only dereferenced inside `run`'s tasks, which write disjoint
@@ -141,7 +199,10 @@ impl CPtr {
     }
 }
 
-/// Runs the GEMM; all shapes were validated by `sgemm` (and `m, n > 0`).
+/// Runs the GEMM on `pool`'s threads (`None`: this thread only); all shapes were
+/// validated by `sgemm` (and `m, n > 0`), and `scratch` holds [`scratch`]`(m, n, k)`
+/// for the pool's threads.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     spec: Spec,
     a: &PackedA,
@@ -149,33 +210,39 @@ pub(super) fn run(
     c: &mut [f32],
     ldc: usize,
     epi: &Epilogue,
-    pool: &ThreadPool,
-) {
-    let (m, n) = (a.m, b.cols());
+    pool: Option<&ThreadPool>,
+    scratch_buf: &mut [f32],
+) -> crate::error::Result<()> {
+    let (m, n, k) = (a.m, b.cols(), a.k);
     let mut spec = spec;
-    if a.k.saturating_mul(n.div_ceil(spec.nr).saturating_mul(spec.nr).min(spec.nc)) <= spec.whole_k_floats {
-        spec.kc = spec.kc.max(a.k);
-    }
-    let (mt, nt) = split(&spec, m, n, a.k, pool.threads());
+    spec.kc = kc_for(spec.nr, spec.kc, spec.nc, spec.whole_k_floats, n, k);
+    let threads = pool.map_or(1, ThreadPool::threads);
+    let (mt, nt) = split(&spec, m, n, k, threads);
     let m_chunk = m.div_ceil(MR).div_ceil(mt) * MR;
     let n_chunk = n.div_ceil(spec.nr).div_ceil(nt) * spec.nr;
+    let per_thread = scratch(m, n, k).per_thread;
+    // This tier's block: at most the declared one, which has ALIGN_PAD floats to spare.
+    let len = spec.kc.min(k) * spec.nc.min(n.div_ceil(spec.nr) * spec.nr);
     let cp = CPtr(c.as_mut_ptr());
-    let task = |t: usize| {
+    let task = |t: usize, slot: &mut [f32]| {
         let (m0, n0) = ((t / nt) * m_chunk, (t % nt) * n_chunk);
         if m0 < m && n0 < n {
             let (m1, n1) = ((m0 + m_chunk).min(m), (n0 + n_chunk).min(n));
-            with_scratch(spec.kc * spec.nc.min(n.div_ceil(spec.nr) * spec.nr), |scratch| {
-                // SAFETY: tasks partition C into the disjoint rectangles
-                // [m0, m1) × [n0, n1), inside the validated `m × n` (stride ldc)
-                // extent of `c`, which stays borrowed until `parallel_for` returns.
-                unsafe { run_task(spec, a, b, cp.get(), ldc, epi, (m0, m1), (n0, n1), scratch) }
-            });
+            // Aligned B loads: the block starts on a cache line.
+            let off = slot.as_ptr().align_offset(64).min(ALIGN_PAD);
+            let block = &mut slot[off..off + len];
+            // SAFETY: tasks partition C into the disjoint rectangles
+            // [m0, m1) × [n0, n1), inside the validated `m × n` (stride ldc)
+            // extent of `c`, which stays borrowed until the loop returns.
+            unsafe { run_task(spec, a, b, cp.get(), ldc, epi, (m0, m1), (n0, n1), block) }
         }
     };
-    if mt * nt == 1 {
-        task(0);
-    } else {
-        pool.parallel_for(mt * nt, &task);
+    match pool {
+        Some(pool) if mt * nt > 1 => pool.par_scratch(mt * nt, scratch_buf, per_thread, &task),
+        _ => {
+            task(0, &mut scratch_buf[..per_thread]);
+            Ok(())
+        }
     }
 }
 
@@ -238,32 +305,9 @@ fn split(spec: &Spec, m: usize, n: usize, k: usize, threads: usize) -> (usize, u
     best
 }
 
-thread_local! {
-    /// Per-thread packed-B block: grown to the largest `kc × nc` once, then reused,
-    /// so steady-state GEMMs allocate nothing.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Floats of slack so the scratch can start on a 64-byte boundary (aligned B loads).
+/// Floats of slack so a thread's packed-B block can start on a 64-byte boundary
+/// (aligned B loads) wherever its scratch slot starts.
 const ALIGN_PAD: usize = 16;
-
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    fn aligned(v: &mut [f32], len: usize) -> &mut [f32] {
-        let off = v.as_ptr().align_offset(64).min(ALIGN_PAD);
-        &mut v[off..off + len]
-    }
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut v) => {
-            if v.len() < len + ALIGN_PAD {
-                v.resize(len + ALIGN_PAD, 0.0);
-            }
-            f(aligned(&mut v, len))
-        }
-        // A `post` callback (or a BSource) running another sgemm on this thread: the
-        // scratch is in use, so this nested call gets a temporary one.
-        Err(_) => f(aligned(&mut vec![0.0; len + ALIGN_PAD], len)),
-    })
-}
 
 /// Computes the C rectangle `rows × cols` of one task.
 ///
@@ -451,6 +495,31 @@ mod tests {
     /// 7×7 maps (n = 49: one full panel and a one-column tail) split M: splitting N
     /// would hand one thread 48 columns and the other the cheap last one. Wide maps
     /// split N, whose tasks share no B packing.
+    #[test]
+    fn blocking_matches_spec() {
+        for t in crate::tier::compiled() {
+            let s = t.gemm;
+            assert_eq!(blocking_any(t.isa()), (s.nr, s.kc, s.nc, s.whole_k_floats), "{}", t.isa());
+        }
+    }
+
+    /// Every tier's block (with its alignment slack) fits the declared slot.
+    #[test]
+    fn declared_scratch_covers_every_tier() {
+        for (n, k) in [(1, 1), (49, 4608), (3136, 64), (12544, 27), (100, 10000), (577, 300)] {
+            let per = scratch(8, n, k).per_thread;
+            for t in crate::tier::compiled() {
+                let s = t.gemm;
+                let kc = kc_for(s.nr, s.kc, s.nc, s.whole_k_floats, n, k);
+                assert!(kc.min(k) * s.nc.min(n.div_ceil(s.nr) * s.nr) + ALIGN_PAD <= per, "{} {n}x{k}", t.isa());
+            }
+            let upto = scratch_upto(8, n, k).per_thread;
+            for n2 in 1..=n.min(700) {
+                assert!(scratch(8, n2, k).per_thread <= upto, "{n2} <= {n} columns, k {k}");
+            }
+        }
+    }
+
     #[test]
     fn split_prefers_balanced_tasks() {
         for isa in crate::tier::compiled() {

@@ -32,6 +32,7 @@ pub(crate) mod neon;
 pub(crate) mod tail;
 
 use crate::error::{KernelError, Result};
+use crate::scratch::Scratch;
 use crate::thread_pool::ThreadPool;
 use crate::tier::KernelTable;
 
@@ -184,11 +185,23 @@ impl BSource for Matrix<'_> {
     }
 }
 
-/// `C[m × n] (row stride ldc) = epilogue(A·B)`, on `pool`'s threads, with the `isa`
-/// tier's micro-kernel (an error if this CPU lacks it).
+/// The scratch [`sgemm`] needs for `m × n` C and inner size `k`: one packed B block per
+/// thread, the same for every tier (the most any needs) and every thread count.
+pub fn sgemm_scratch(m: usize, n: usize, k: usize) -> Scratch {
+    driver::scratch(m, n, k)
+}
+
+/// `C[m × n] (row stride ldc) = epilogue(A·B)`, on `pool`'s threads, with `tier`'s
+/// micro-kernels and block sizes. `scratch` holds at least
+/// [`sgemm_scratch`]`(m, n, k).total(pool.threads())` floats (a `Scratch` error
+/// otherwise); its contents are overwritten.
 ///
 /// `post` is called once per finished row segment `(row, col0, values)`; segments
 /// are at most `NC` columns wide and arrive in no particular order across threads.
+/// Neither `post` nor `b` gets scratch: one that runs another kernel must bring its
+/// own (a `Fn + Sync` callback cannot reach this call's `&mut` scratch, so it can
+/// never alias it).
+#[allow(clippy::too_many_arguments)]
 pub fn sgemm(
     tier: &KernelTable,
     a: &PackedA,
@@ -197,6 +210,41 @@ pub fn sgemm(
     ldc: usize,
     epi: &Epilogue,
     pool: &ThreadPool,
+    scratch: &mut [f32],
+) -> Result<()> {
+    gemm(tier, a, b, c, ldc, epi, Some(pool), scratch)
+}
+
+/// [`sgemm_scratch`] enough for every GEMM of `m` rows, inner size `k` and at most `n`
+/// columns (the figure is not monotonic in `n`: a narrower B may take one whole-K block).
+pub fn sgemm_scratch_upto(m: usize, n: usize, k: usize) -> Scratch {
+    driver::scratch_upto(m, n, k)
+}
+
+/// [`sgemm`] on the calling thread only: a GEMM inside a pool task (Winograd's), which
+/// needs [`sgemm_scratch`]`(m, n, k).total(1)` floats of scratch.
+pub(crate) fn sgemm_serial(
+    tier: &KernelTable,
+    a: &PackedA,
+    b: &dyn BSource,
+    c: &mut [f32],
+    ldc: usize,
+    epi: &Epilogue,
+    scratch: &mut [f32],
+) -> Result<()> {
+    gemm(tier, a, b, c, ldc, epi, None, scratch)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    tier: &KernelTable,
+    a: &PackedA,
+    b: &dyn BSource,
+    c: &mut [f32],
+    ldc: usize,
+    epi: &Epilogue,
+    pool: Option<&ThreadPool>,
+    scratch: &mut [f32],
 ) -> Result<()> {
     let (m, k, n) = (a.m, a.k, b.cols());
     if b.rows() != k {
@@ -217,6 +265,9 @@ pub fn sgemm(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    driver::run(tier.gemm, a, b, c, ldc, epi, pool);
-    Ok(())
+    let need = sgemm_scratch(m, n, k).total(pool.map_or(1, ThreadPool::threads));
+    if scratch.len() < need {
+        return Err(KernelError::Scratch { what: "sgemm".into(), len: scratch.len(), need });
+    }
+    driver::run(tier.gemm, a, b, c, ldc, epi, pool, scratch)
 }

@@ -95,27 +95,38 @@ fn fixed<const N: usize>(out: &mut Vec<u8>, s: &str) {
 /// A complete plan file for `meta` and `weights`, with correct checksums, whatever the
 /// meta says (so tests can hand invalid metas to the loader).
 pub fn assemble(meta: &PlanMeta, weights: &[u8], version: u32, target: &str) -> Vec<u8> {
+    assemble_with_workspace(meta, weights, version, target, (0, 0))
+}
+
+/// [`assemble`] with the header's workspace fields (shared, per thread).
+pub fn assemble_with_workspace(
+    meta: &PlanMeta,
+    weights: &[u8],
+    version: u32,
+    target: &str,
+    (shared, per_thread): (u64, u64),
+) -> Vec<u8> {
     let meta_bytes = postcard::to_allocvec(meta).unwrap();
-    let meta_end = 128 + meta_bytes.len() as u64;
+    let meta_end = 144 + meta_bytes.len() as u64;
     let weights_offset = meta_end.div_ceil(64) * 64;
     let file_len = weights_offset + weights.len() as u64;
     let mut h = Vec::new();
     h.extend_from_slice(b"SINTPLAN");
     h.extend_from_slice(&version.to_le_bytes());
-    h.extend_from_slice(&128u32.to_le_bytes());
+    h.extend_from_slice(&144u32.to_le_bytes());
     fixed::<16>(&mut h, env!("CARGO_PKG_VERSION"));
     fixed::<24>(&mut h, target);
     assert_eq!(h.len(), 56);
-    for v in [128, meta_bytes.len() as u64, xxh3_64(&meta_bytes)] {
+    for v in [144, meta_bytes.len() as u64, xxh3_64(&meta_bytes)] {
         h.extend_from_slice(&v.to_le_bytes());
     }
-    for v in [weights_offset, weights.len() as u64, xxh3_64(weights), file_len, meta.arena_bytes] {
+    for v in [weights_offset, weights.len() as u64, xxh3_64(weights), file_len, meta.arena_bytes, shared, per_thread] {
         h.extend_from_slice(&v.to_le_bytes());
     }
-    assert_eq!(h.len(), 120);
+    assert_eq!(h.len(), 136);
     let sum = xxh3_64(&h);
     h.extend_from_slice(&sum.to_le_bytes());
-    assert_eq!(h.len(), 128);
+    assert_eq!(h.len(), 144);
     h.extend_from_slice(&meta_bytes);
     h.resize(weights_offset as usize, 0);
     h.extend_from_slice(weights);
@@ -124,8 +135,8 @@ pub fn assemble(meta: &PlanMeta, weights: &[u8], version: u32, target: &str) -> 
 
 /// Rewrites the header checksum after a test edited header bytes.
 pub fn reseal_header(file: &mut [u8]) {
-    let sum = xxh3_64(&file[..120]);
-    file[120..128].copy_from_slice(&sum.to_le_bytes());
+    let sum = xxh3_64(&file[..136]);
+    file[136..144].copy_from_slice(&sum.to_le_bytes());
 }
 
 /// A fresh path under cargo's per-target temp dir.

@@ -7,7 +7,7 @@
 
 use super::epilogue::{dims4, epilogue_inputs, post_ops, MAX_EPILOGUE_INPUTS};
 use super::refusal::{need, Accept, Why};
-use super::{par_chunks, Exec, RunCtx};
+use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::FusedElementwise;
 use sinter_ir::ops::Op;
@@ -59,7 +59,7 @@ impl Exec for Chain {
         let plane = h * w;
         let per_task = self.numel.div_ceil(cx.pool.threads() * 4).max(MIN_TASK);
         let tier = cx.tier;
-        par_chunks(cx.pool, y, 1, per_task, &|first, chunk| {
+        cx.pool.par_chunks(y, 1, per_task, &|first, chunk| {
             // The piece in tiles that stay within one (image, channel) plane.
             let mut done = 0;
             while done < chunk.len() {

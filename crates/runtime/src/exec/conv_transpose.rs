@@ -7,15 +7,15 @@
 
 use super::conv::{valid_range, ConvGeom, RunOperands, Weights};
 use super::refusal::{need, Accept, Why};
-use super::{Exec, RunCtx};
+use super::{take_ws, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::BaseKind;
 use sinter_ir::ops::nn::ConvTranspose;
 use sinter_ir::ops::Op;
 use sinter_ir::{IrError, Result, View, ViewMut};
 use sinter_kernels::epilogue::{apply_scalar, BinOp};
-use sinter_kernels::{Epilogue, Matrix, PackedA};
-use std::cell::RefCell;
+use sinter_kernels::scratch::round_floats;
+use sinter_kernels::{sgemm_scratch_upto, Epilogue, Matrix, PackedA, Scratch};
 
 /// Floats of one column block (`M_g·kh·kw × len`), kept in L2 between GEMM and col2im.
 const BLOCK_FLOATS: usize = 64 * 1024;
@@ -26,10 +26,6 @@ pub(crate) struct ConvT2d {
     /// Input columns per GEMM block.
     chunk: usize,
     weights: Weights,
-}
-
-thread_local! {
-    static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 impl ConvT2d {
@@ -138,6 +134,15 @@ impl ConvT2d {
 }
 
 impl Exec for ConvT2d {
+    /// Shared: weights packed per run (non-constant weights), then one column block.
+    /// Per thread: the GEMM's packed B block for any block width.
+    fn workspace(&self) -> Scratch {
+        let chunk = self.chunk.min(self.g.h * self.g.w);
+        let pack = self.weights.workspace(self.packed_len());
+        let col = round_floats(self.rows().saturating_mul(chunk));
+        Scratch::new(pack.saturating_add(col), sgemm_scratch_upto(self.rows(), chunk, self.cg()).per_thread)
+    }
+
     fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], cx: &mut RunCtx) -> Result<()> {
         let RunOperands { x, wt, bias, extras, count, y } = self.g.operands(inputs, outputs)?;
         let extras = &extras[..count];
@@ -145,43 +150,39 @@ impl Exec for ConvT2d {
             (self.g.h * self.g.w, self.g.oh * self.g.ow, self.cg(), self.mg(), self.rows());
         let plen = sinter_kernels::packed_a_len(rows, cg);
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
-        let run = |packed: &[f32]| -> Result<()> {
+        let (cx, ws) = cx.split();
+        let run = |packed: &[f32], ws: &mut [f32]| -> Result<()> {
             if packed.len() != plen * self.g.groups {
                 return Err(IrError::Data(format!("{}: packed weights hold {} floats", self.g.name, packed.len())));
             }
-            COL.with(|col| {
-                let mut col = col.borrow_mut();
-                let chunk = self.chunk.min(in_size);
-                if col.len() < rows * chunk {
-                    col.resize(rows * chunk, 0.0);
-                }
-                for img in 0..self.g.n {
-                    for g in 0..self.g.groups {
-                        let xg = &x[(img * self.g.c + g * cg) * in_size..][..cg * in_size];
-                        let a = PackedA::new(&packed[g * plen..][..plen], rows, cg).map_err(kerr)?;
-                        let yg = &mut y[(img * self.g.m + g * mg) * plane..][..mg * plane];
-                        yg.fill(0.0);
-                        let mut j0 = 0;
-                        while j0 < in_size {
-                            let len = chunk.min(in_size - j0);
-                            let b = Matrix::new(&xg[j0..], cg, len, in_size).map_err(kerr)?;
-                            let col = &mut col[..rows * len];
-                            sinter_kernels::sgemm(cx.tier, &a, &b, col, len, &Epilogue::default(), cx.pool)
-                                .map_err(kerr)?;
-                            self.col2im_add(col, j0, len, yg);
-                            j0 += len;
+            let chunk = self.chunk.min(in_size);
+            let (col, ws) = take_ws(self.g.name, ws, rows * chunk)?;
+            for img in 0..self.g.n {
+                for g in 0..self.g.groups {
+                    let xg = &x[(img * self.g.c + g * cg) * in_size..][..cg * in_size];
+                    let a = PackedA::new(&packed[g * plen..][..plen], rows, cg).map_err(kerr)?;
+                    let yg = &mut y[(img * self.g.m + g * mg) * plane..][..mg * plane];
+                    yg.fill(0.0);
+                    let mut j0 = 0;
+                    while j0 < in_size {
+                        let len = chunk.min(in_size - j0);
+                        let b = Matrix::new(&xg[j0..], cg, len, in_size).map_err(kerr)?;
+                        let col = &mut col[..rows * len];
+                        sinter_kernels::sgemm(cx.tier, &a, &b, col, len, &Epilogue::default(), cx.pool, ws)
+                            .map_err(kerr)?;
+                        self.col2im_add(col, j0, len, yg);
+                        j0 += len;
+                    }
+                    for (r, yp) in yg.chunks_exact_mut(plane).enumerate() {
+                        if let Some(b) = bias {
+                            apply_scalar(cx.tier, BinOp::Add, false, yp, b[g * mg + r]);
                         }
-                        for (r, yp) in yg.chunks_exact_mut(plane).enumerate() {
-                            if let Some(b) = bias {
-                                apply_scalar(cx.tier, BinOp::Add, false, yp, b[g * mg + r]);
-                            }
-                            self.g.post.apply_row(cx.tier, self.g.ow, (img, g * mg + r, 0), yp, extras);
-                        }
+                        self.g.post.apply_row(cx.tier, self.g.ow, (img, g * mg + r, 0), yp, extras);
                     }
                 }
-                Ok(())
-            })
+            }
+            Ok(())
         };
-        self.weights.with_packed(wt, self.packed_len(), |w, out| self.pack(w, out), run)
+        self.weights.with_packed(self.g.name, wt, self.packed_len(), ws, |w, out| self.pack(w, out), run)
     }
 }

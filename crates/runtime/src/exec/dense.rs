@@ -7,15 +7,15 @@
 use super::conv::Weights;
 use super::epilogue::{dims4, epilogue_inputs, post_ops, MAX_EPILOGUE_INPUTS};
 use super::refusal::{need, Accept, Refusal, Why};
-use super::{par_chunks, Exec, RunCtx};
+use super::{take_ws, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{BaseKind, BinOp, Fused, Step, BASE_SLOTS};
 use sinter_ir::ops::nn::{Gemm, MatMul};
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
 use sinter_kernels::epilogue::PostOps;
-use sinter_kernels::{Activation, BSource, Epilogue, PackedA};
-use std::cell::RefCell;
+use sinter_kernels::scratch::round_floats;
+use sinter_kernels::{sgemm_scratch, Activation, BSource, Epilogue, PackedA, Scratch};
 
 #[derive(Debug)]
 pub(crate) struct Dense {
@@ -38,10 +38,6 @@ pub(crate) struct Dense {
     post: PostOps,
     /// The output shape left-padded to `[n, m, h, w]` (what `operands` map onto).
     dims: [usize; 4],
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `Xᵀ` (`K × M`) of a row-major `M × K` X, packed straight into the GEMM's panels.
@@ -185,7 +181,7 @@ impl Dense {
         let [_, b, h, w] = self.dims;
         // An output row is `w` (= n) floats of plane `r / h` of the padded shape.
         let per_task = self.m.div_ceil(cx.pool.threads() * 4).max(1);
-        par_chunks(cx.pool, y, self.n, per_task, &|first, rows| {
+        cx.pool.par_chunks(y, self.n, per_task, &|first, rows| {
             for (r, row) in (first..).zip(rows.chunks_exact_mut(self.n)) {
                 let p = r / h;
                 self.post.apply_row(cx.tier, w, (p / b, p % b, (r % h) * w), row, extras);
@@ -247,37 +243,58 @@ impl Exec for Dense {
         if self.bias.is_some() && c.is_none() {
             return Err(IrError::Data(format!("{}: bias does not hold {n} floats", self.name)));
         }
-        SCRATCH.with(|scaled| {
-            YT.with(|yt| {
-                let (mut scaled, mut yt) = (scaled.borrow_mut(), yt.borrow_mut());
-                // beta · C, unless beta is 1.
-                let bias = match (c, self.bias) {
-                    (Some(c), Some((_, beta))) if beta != 1.0 => {
-                        scaled.clear();
-                        scaled.extend(c.iter().map(|v| v * beta));
-                        Some(&scaled[..])
+        let (cx, ws) = cx.split();
+        let cx = &cx;
+        let run = |packed: &[f32], ws: &mut [f32]| -> Result<()> {
+            // beta · C, unless beta is 1.
+            let (scaled, ws) = take_ws(self.name, ws, self.scaled_len())?;
+            let bias = match (c, self.bias) {
+                (Some(c), Some((_, beta))) if beta != 1.0 => {
+                    for (s, v) in scaled.iter_mut().zip(c) {
+                        *s = v * beta;
                     }
-                    (c, _) => c,
-                };
-                let epi = Epilogue { bias, act: self.act, ..Epilogue::default() };
+                    Some(&scaled[..])
+                }
+                (c, _) => c,
+            };
+            let epi = Epilogue { bias, act: self.act, ..Epilogue::default() };
+            let a = PackedA::new(packed, n, k).map_err(kerr)?;
+            if m == 1 {
+                sinter_kernels::gemv::sgemv(cx.tier, &a, x, epi.bias, self.act, y, cx.pool).map_err(kerr)?;
+            } else {
+                // `Yᵀ` (n × m) first, then transposed into Y.
+                let (yt, ws) = take_ws(self.name, ws, n * m)?;
                 let b = Transposed { x, m, k };
-                let run = |packed: &[f32], y: &mut [f32], yt: &mut Vec<f32>| -> Result<()> {
-                    let a = PackedA::new(packed, n, k).map_err(kerr)?;
-                    if m == 1 {
-                        sinter_kernels::gemv::sgemv(cx.tier, &a, x, epi.bias, self.act, y, cx.pool).map_err(kerr)?;
-                    } else {
-                        yt.resize(n * m, 0.0);
-                        sinter_kernels::sgemm(cx.tier, &a, &b, yt, m, &epi, cx.pool).map_err(kerr)?;
-                        transpose_into(yt, m, n, y, cx);
-                    }
-                    if !self.post.is_empty() {
-                        self.finish(y, extras, cx);
-                    }
-                    Ok(())
-                };
-                self.weights.with_packed(w, self.packed_len(), |w, out| self.pack(w, out), |p| run(p, y, &mut yt))
-            })
-        })
+                sinter_kernels::sgemm(cx.tier, &a, &b, yt, m, &epi, cx.pool, ws).map_err(kerr)?;
+                transpose_into(yt, m, n, y, cx);
+            }
+            if !self.post.is_empty() {
+                self.finish(y, extras, cx);
+            }
+            Ok(())
+        };
+        self.weights.with_packed(self.name, w, self.packed_len(), ws, |w, out| self.pack(w, out), run)
+    }
+
+    /// Shared: weights packed per run (non-constant weights), `beta · C` (unless beta
+    /// is 1) and, for several rows, `Yᵀ`. Per thread: the GEMM's packed B block (a
+    /// single row runs as a GEMV, which needs none).
+    fn workspace(&self) -> Scratch {
+        let pack = self.weights.workspace(self.packed_len());
+        let yt = if self.m > 1 { round_floats(self.n.saturating_mul(self.m)) } else { 0 };
+        let shared = pack.saturating_add(round_floats(self.scaled_len())).saturating_add(yt);
+        let gemm = if self.m > 1 { sgemm_scratch(self.n, self.m, self.k).per_thread } else { 0 };
+        Scratch::new(shared, gemm)
+    }
+}
+
+impl Dense {
+    /// Floats of `beta · C`: `n` when a bias is scaled, else none.
+    fn scaled_len(&self) -> usize {
+        match self.bias {
+            Some((_, beta)) if beta != 1.0 => self.n,
+            _ => 0,
+        }
     }
 }
 
@@ -287,7 +304,7 @@ impl Exec for Dense {
 fn transpose_into(yt: &[f32], m: usize, n: usize, y: &mut [f32], cx: &RunCtx) {
     const TILE: usize = 16;
     let per_task = m.div_ceil(cx.pool.threads() * 4).max(TILE);
-    par_chunks(cx.pool, y, n, per_task, &|i0, rows| {
+    cx.pool.par_chunks(y, n, per_task, &|i0, rows| {
         let i1 = i0 + rows.len() / n;
         for ib in (i0..i1).step_by(TILE) {
             let ie = (ib + TILE).min(i1);
@@ -302,9 +319,4 @@ fn transpose_into(yt: &[f32], m: usize, n: usize, y: &mut [f32], cx: &RunCtx) {
             }
         }
     });
-}
-
-thread_local! {
-    /// `Yᵀ` of multi-row inputs before it is transposed into Y.
-    static YT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }

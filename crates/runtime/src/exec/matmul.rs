@@ -6,7 +6,7 @@
 
 use super::epilogue::{dims4, epilogue_inputs, post_ops, MAX_EPILOGUE_INPUTS};
 use super::refusal::{need, Accept, Refusal, Why};
-use super::{par_chunks, Exec, RunCtx};
+use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::{BaseKind, BASE_SLOTS};
 use sinter_ir::ops::Op;
@@ -90,7 +90,7 @@ impl Exec for MatMul {
             return Ok(());
         }
         let per_task = self.batch.div_ceil(cx.pool.threads() * 4);
-        par_chunks(cx.pool, y, m * n, per_task, &|first, ys| {
+        cx.pool.par_chunks(y, m * n, per_task, &|first, ys| {
             for (i, yb) in (first..).zip(ys.chunks_exact_mut(m * n)) {
                 self.batch_matrix(cx.tier, i, (a, b, bias), extras, yb);
             }

@@ -22,88 +22,48 @@ mod small;
 use refusal::{Accept, Why};
 use sinter_ir::ops::fused::{BaseKind, Fused, Step};
 use sinter_ir::ops::Op;
-use sinter_ir::{Result, View, ViewMut};
-use sinter_kernels::{KernelTable, ThreadPool};
+use sinter_ir::{IrError, Result, View, ViewMut};
+use sinter_kernels::{KernelTable, Scratch, ThreadPool};
 use sinter_plan::PackLayout;
 use std::sync::Arc;
 
-/// What a kernel runs with: the CPU tier's kernel table and the context's thread pool.
+/// What a kernel runs with: the CPU tier's kernel table, the context's thread pool, and
+/// the context's workspace (at least [`Exec::workspace`]`.total(pool.threads())` floats,
+/// 64-byte aligned, contents unspecified).
 pub(crate) struct RunCtx<'a> {
     pub tier: &'static KernelTable,
     pub pool: &'a ThreadPool,
+    pub ws: &'a mut [f32],
+}
+
+impl RunCtx<'_> {
+    /// The tier and pool (with an empty workspace) beside the workspace itself, so a
+    /// kernel can hand both to helpers.
+    pub fn split(&mut self) -> (RunCtx<'_>, &mut [f32]) {
+        (RunCtx { tier: self.tier, pool: self.pool, ws: &mut [] }, &mut *self.ws)
+    }
 }
 
 /// A ready-to-run kernel.
 pub(crate) trait Exec: Send + Sync {
     fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], cx: &mut RunCtx) -> Result<()>;
-}
 
-/// A pointer to disjoint parts of one output, shared by the tasks of a parallel loop.
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-
-// SAFETY: tasks write pairwise disjoint ranges behind the pointer (see `par_chunks`),
-// and the parallel loop returns only after every task has finished.
-unsafe impl Send for SyncPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SyncPtr {}
-
-impl SyncPtr {
-    /// A method (not `.0`) so closures capture the whole `Sync` wrapper.
-    fn get(self) -> *mut f32 {
-        self.0
+    /// The scratch (floats) its runs need from the context's workspace, fixed when it
+    /// is prepared and the same for every thread count and tier; none by default.
+    fn workspace(&self) -> Scratch {
+        Scratch::NONE
     }
 }
 
-/// [`par_chunks`] over three outputs split in step: each task gets the same items
-/// `first..first + per_task` of each output (`item_lens[i]` floats per item of output
-/// `i`; an output with item length 0 takes part with empty chunks). The item count is the
-/// smallest over the outputs with nonzero item lengths.
-pub(crate) fn par_chunks3(
-    pool: &ThreadPool,
-    outs: [&mut [f32]; 3],
-    item_lens: [usize; 3],
-    per_task: usize,
-    fill: &(dyn Fn(usize, [&mut [f32]; 3]) + Sync),
-) {
-    let items = outs.iter().zip(item_lens).filter_map(|(o, l)| o.len().checked_div(l)).min().unwrap_or(0);
-    let per_task = per_task.max(1);
-    let ptrs = outs.map(|o| SyncPtr(o.as_mut_ptr()));
-    pool.parallel_for(items.div_ceil(per_task), &|t| {
-        let (first, end) = (t * per_task, ((t + 1) * per_task).min(items));
-        let chunk = |i: usize| {
-            // SAFETY: items `first..end` of output `i` (`item_lens[i]` floats each, inside
-            // it since `end <= items <= len / item_len`) belong to task `t` alone, and the
-            // outputs stay borrowed until `parallel_for` has returned.
-            unsafe {
-                std::slice::from_raw_parts_mut(ptrs[i].get().add(first * item_lens[i]), (end - first) * item_lens[i])
-            }
-        };
-        fill(first, [chunk(0), chunk(1), chunk(2)]);
-    });
-}
-
-/// Runs `fill(first, chunk)` on `pool` for consecutive groups of `per_task` items of
-/// `out` (`item_len` floats each; a last partial item is not handed out): `chunk` is
-/// items `first..first + per_task` (fewer in the last task), written by that task only.
-pub(crate) fn par_chunks(
-    pool: &ThreadPool,
-    out: &mut [f32],
-    item_len: usize,
-    per_task: usize,
-    fill: &(dyn Fn(usize, &mut [f32]) + Sync),
-) {
-    let items = out.len().checked_div(item_len).unwrap_or(0);
-    let per_task = per_task.max(1);
-    let op = SyncPtr(out.as_mut_ptr());
-    pool.parallel_for(items.div_ceil(per_task), &|t| {
-        let (first, end) = (t * per_task, ((t + 1) * per_task).min(items));
-        // SAFETY: items `first..end` (`item_len` floats each, inside `out` since
-        // `end <= items = out.len() / item_len`) belong to task `t` alone, and `out`
-        // stays borrowed until `parallel_for` has returned.
-        let chunk = unsafe { std::slice::from_raw_parts_mut(op.get().add(first * item_len), (end - first) * item_len) };
-        fill(first, chunk);
-    });
+/// The first `floats` (rounded up to whole cache lines) of `ws`, and the rest: one part
+/// of a kernel's workspace, laid out as its `workspace()` adds them up.
+pub(crate) fn take_ws<'w>(name: &str, ws: &'w mut [f32], floats: usize) -> Result<(&'w mut [f32], &'w mut [f32])> {
+    let len = sinter_kernels::scratch::round_floats(floats);
+    if ws.len() < len {
+        return Err(IrError::Data(format!("{name}: workspace holds {} floats, needs {len}", ws.len())));
+    }
+    let (part, rest) = ws.split_at_mut(len);
+    Ok((&mut part[..floats], rest))
 }
 
 /// Evaluates through the op's definition in `sinter-ir` (the `reference` kernel).

@@ -2,13 +2,13 @@
 //! kernels of `sinter-kernels`, threaded over channel planes.
 
 use super::refusal::{need, Accept, Refusal, Why};
-use super::{par_chunks, Exec, RunCtx};
+use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::nn::{GlobalPool, Pool, PoolKind};
 use sinter_ir::ops::Op;
 use sinter_ir::{DType, IrError, Result, View, ViewMut};
 use sinter_kernels::pooling::{self, PoolGeom};
-use std::cell::RefCell;
+use sinter_kernels::Scratch;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Clone, Copy)]
@@ -24,10 +24,6 @@ pub(crate) struct Pool2d {
     planes: usize,
     in_plane: usize,
     out_plane: usize,
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Pool2d {
@@ -77,6 +73,14 @@ impl Pool2d {
 }
 
 impl Exec for Pool2d {
+    /// A windowed pool's padded plane and tap counts, per thread.
+    fn workspace(&self) -> Scratch {
+        match self.kind {
+            Kind::Window(_, g) => Scratch::new(0, pooling::pool_scratch_floats(&g)),
+            Kind::GlobalAverage | Kind::GlobalMax => Scratch::NONE,
+        }
+    }
+
     fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], cx: &mut RunCtx) -> Result<()> {
         let missing = |index| IrError::MissingInput { op: "Pool".into(), index };
         let x = inputs.first().copied().flatten().ok_or_else(|| missing(0))?.as_slice::<f32>()?;
@@ -88,29 +92,23 @@ impl Exec for Pool2d {
         let per_task = (16384 / (self.in_plane + 1)).clamp(1, self.planes.div_ceil(cx.pool.threads()));
         let failed = AtomicBool::new(false);
         let (tier, kind, in_plane, out_plane) = (cx.tier, self.kind, self.in_plane, self.out_plane);
-        par_chunks(cx.pool, y, out_plane, per_task, &|first, out| {
-            SCRATCH.with(|s| {
-                let mut s = s.borrow_mut();
-                for (p, yp) in (first..).zip(out.chunks_exact_mut(out_plane)) {
-                    let xp = &x[p * in_plane..][..in_plane];
-                    let r = match kind {
-                        Kind::GlobalAverage => pooling::global_average_pool(tier, xp).map(|v| yp[0] = v),
-                        Kind::GlobalMax => pooling::global_max_pool(tier, xp).map(|v| yp[0] = v),
-                        Kind::Window(k, g) => {
-                            let need = pooling::pool_scratch_floats(&g);
-                            if s.len() < need {
-                                s.resize(need, 0.0);
-                            }
-                            pooling::pool2d(tier, k, &g, xp, yp, &mut s)
-                        }
-                    };
-                    if r.is_err() {
-                        failed.store(true, Ordering::Relaxed);
-                        return;
-                    }
+        let per_thread = self.workspace().per_thread;
+        let (cx, ws) = cx.split();
+        let done = cx.pool.par_chunks_scratch(y, out_plane, per_task, ws, per_thread, &|first, out, s| {
+            for (p, yp) in (first..).zip(out.chunks_exact_mut(out_plane)) {
+                let xp = &x[p * in_plane..][..in_plane];
+                let r = match kind {
+                    Kind::GlobalAverage => pooling::global_average_pool(tier, xp).map(|v| yp[0] = v),
+                    Kind::GlobalMax => pooling::global_max_pool(tier, xp).map(|v| yp[0] = v),
+                    Kind::Window(k, g) => pooling::pool2d(tier, k, &g, xp, yp, s),
+                };
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                    return;
                 }
-            })
+            }
         });
+        done.map_err(|e| IrError::Data(format!("Pool: {e}")))?;
         if failed.into_inner() {
             return Err(IrError::Data("Pool: kernel refused its operands".into()));
         }

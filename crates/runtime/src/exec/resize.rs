@@ -3,7 +3,7 @@
 //! output rows read the same input row (every integer upscale).
 
 use super::refusal::{need, Accept, Why};
-use super::{par_chunks, Exec, RunCtx};
+use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::nn::Resize;
 use sinter_ir::ops::Op;
@@ -69,7 +69,7 @@ impl Exec for NearestResize {
             return Err(IrError::Data("Resize: operand sizes do not match the plan".into()));
         }
         let (xi, yi) = (&self.idx[rank - 2], &self.idx[rank - 1]);
-        par_chunks(cx.pool, y, oh * ow, 1, &|p, out| {
+        cx.pool.par_chunks(y, oh * ow, 1, &|p, out| {
             // The input plane of output plane `p`, through the leading axes' tables.
             let mut rem = p;
             let mut src = 0;

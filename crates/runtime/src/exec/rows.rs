@@ -4,7 +4,7 @@
 //! allocation per run).
 
 use super::refusal::{need, Accept, Why};
-use super::{par_chunks, par_chunks3, Exec, RunCtx};
+use super::{Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::reduce::{LayerNorm, Softmax, SoftmaxKind};
 use sinter_ir::ops::Op;
@@ -75,7 +75,7 @@ impl Exec for LastAxisSoftmax {
         }
         let (n, tier) = (self.n, cx.tier);
         let failed = std::sync::atomic::AtomicBool::new(false);
-        par_chunks(cx.pool, y, n, rows_per_task(self.rows, n, cx.pool.threads()), &|first, ys| {
+        cx.pool.par_chunks(y, n, rows_per_task(self.rows, n, cx.pool.threads()), &|first, ys| {
             for (r, yr) in (first..).zip(ys.chunks_exact_mut(n)) {
                 if sinter_kernels::activation::softmax_row(tier, &x[r * n..][..n], yr).is_err() {
                     failed.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -155,7 +155,7 @@ impl Exec for RowLayerNorm {
         let (tier, eps) = (cx.tier, self.eps);
         let failed = std::sync::atomic::AtomicBool::new(false);
         let per_task = rows_per_task(rows, n, cx.pool.threads());
-        par_chunks3(cx.pool, [y, mean, inv_std], lens, per_task, &|first, [ys, means, invs]| {
+        cx.pool.par_chunks3([y, mean, inv_std], lens, per_task, &|first, [ys, means, invs]| {
             for (i, yr) in ys.chunks_exact_mut(n).enumerate() {
                 let r = first + i;
                 match sinter_kernels::norm::layer_norm_row(tier, &x[r * n..][..n], scale, bias, eps, yr) {

@@ -6,7 +6,6 @@
 
 use super::{valid_range, Conv2d};
 use sinter_kernels::BSource;
-use std::cell::RefCell;
 
 /// B = im2col(x) for one image and group: `cg·kh·kw` rows, `oh·ow` columns.
 pub(super) struct ConvB<'a> {
@@ -99,12 +98,14 @@ struct Seg {
     len: usize,
 }
 
-thread_local! {
-    /// One im2col row segment (reused; grows to the widest block a thread packs).
-    static ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// The copies of one padded block (reused; grows to the most a thread needs).
-    static SEGS: RefCell<Vec<Seg>> = const { RefCell::new(Vec::new()) };
-}
+/// Copies of a padded block computed at a time (on the stack: packing runs on any
+/// pool thread and gets no scratch). A block of up to `NC` = 576 columns cut at output
+/// rows of 3 or more pixels fits in one batch.
+const SEG_BATCH: usize = 192;
+
+/// Floats of the on-stack im2col row a plain block is written through before it is
+/// split into panels: whole panels of up to `NC` columns at a time.
+const ROW_FLOATS: usize = 1152;
 
 impl ConvB<'_> {
     /// Writes row `kk` of the im2col matrix of a [`Layout::Plain`] input, columns
@@ -161,34 +162,36 @@ impl ConvB<'_> {
     fn pack_padded(&self, p: &Padded, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
         let cv = self.conv;
         let row = p.sw * p.pl;
-        SEGS.with(|segs| {
-            let mut segs = segs.borrow_mut();
-            segs.clear();
-            let mut j = 0;
-            while j < nc {
+        // Columns past nc in the last panel are zero.
+        let pad = nc.div_ceil(nr) * nr - nc;
+        let pad_at = (nc / nr) * kc * nr + nc % nr;
+        let taps = cv.g.kh * cv.g.kw;
+        let mut segs = [Seg { src: 0, dst: 0, len: 0 }; SEG_BATCH];
+        let mut j = 0;
+        while j < nc {
+            // The next batch of runs, then every K row's copies of them.
+            let mut count = 0;
+            while j < nc && count < SEG_BATCH {
                 let (oy, ox) = ((n0 + j) / cv.g.ow, (n0 + j) % cv.g.ow);
                 let len = (cv.g.ow - ox).min(nc - j).min(nr - j % nr);
-                segs.push(Seg { src: oy * cv.g.sh * row + ox, dst: (j / nr) * kc * nr + j % nr, len });
+                segs[count] = Seg { src: oy * cv.g.sh * row + ox, dst: (j / nr) * kc * nr + j % nr, len };
+                count += 1;
                 j += len;
             }
-            // Columns past nc in the last panel are zero.
-            let pad = nc.div_ceil(nr) * nr - nc;
-            let pad_at = (nc / nr) * kc * nr + nc % nr;
-            let taps = cv.g.kh * cv.g.kw;
             for kk in 0..kc {
                 let (c, t) = ((k0 + kk) / taps, (k0 + kk) % taps);
                 let (ky, kx) = (t / cv.g.kw, t % cv.g.kw);
                 let xoff = kx * cv.g.dw;
                 let tap = &self.x[c * p.plane() + ky * cv.g.dh * row + (xoff % p.sw) * p.pl + xoff / p.sw..];
                 let out = &mut dst[kk * nr..];
-                for s in segs.iter() {
+                for s in &segs[..count] {
                     copy_run(&mut out[s.dst..s.dst + s.len], &tap[s.src..s.src + s.len]);
                 }
-                if pad > 0 {
+                if pad > 0 && j == nc {
                     out[pad_at..pad_at + pad].fill(0.0);
                 }
             }
-        });
+        }
     }
 }
 
@@ -221,20 +224,32 @@ impl BSource for ConvB<'_> {
             return self.pack_padded(&p, k0, kc, n0, nc, nr, dst);
         }
         let panels = nc.div_ceil(nr);
-        let width = panels * nr;
-        ROW.with(|row| {
-            let mut row = row.borrow_mut();
-            if row.len() < width {
-                row.resize(width, 0.0);
-            }
-            let row = &mut row[..width];
-            row[nc..].fill(0.0);
+        if nr > ROW_FLOATS {
+            // Panels wider than the row buffer: each row of each panel written in place.
             for kk in 0..kc {
-                self.fill_row(k0 + kk, n0, &mut row[..nc]);
-                for (q, src) in row.chunks_exact(nr).enumerate() {
+                for q in 0..panels {
+                    let w = nr.min(nc - q * nr);
+                    let out = &mut dst[(q * kc + kk) * nr..][..nr];
+                    self.fill_row(k0 + kk, n0 + q * nr, &mut out[..w]);
+                    out[w..].fill(0.0);
+                }
+            }
+            return;
+        }
+        // A row of up to `per` panels at a time (all of them for blocks up to NC).
+        let per = ROW_FLOATS / nr;
+        let mut row = [0.0f32; ROW_FLOATS];
+        for q0 in (0..panels).step_by(per) {
+            let q1 = (q0 + per).min(panels);
+            let (c0, c1) = (q0 * nr, (q1 * nr).min(nc));
+            let row = &mut row[..(q1 - q0) * nr];
+            row[c1 - c0..].fill(0.0);
+            for kk in 0..kc {
+                self.fill_row(k0 + kk, n0 + c0, &mut row[..c1 - c0]);
+                for (q, src) in (q0..).zip(row.chunks_exact(nr)) {
                     dst[(q * kc + kk) * nr..][..nr].copy_from_slice(src);
                 }
             }
-        });
+        }
     }
 }

@@ -16,17 +16,17 @@ pub(crate) use geom::{ConvGeom, RunOperands};
 
 use super::refusal::{need, Accept, Refusal, Why};
 use super::request::{gemm_panels, packed_bytes_match, Request};
-use super::{par_chunks, Exec, RunCtx};
+use super::{take_ws, Exec, RunCtx};
 use crate::prepare::Slot;
 use sinter_ir::ops::fused::BaseKind;
 use sinter_ir::ops::nn::Conv;
 use sinter_ir::ops::Op;
 use sinter_ir::{IrError, Result, View, ViewMut};
 use sinter_kernels::epilogue::{InRegisters, PostOps};
+use sinter_kernels::scratch::round_floats;
 use sinter_kernels::winograd::{WinogradConv, WinogradTile};
-use sinter_kernels::{Activation, Epilogue, KernelTable, Matrix, PackedA};
+use sinter_kernels::{sgemm_scratch, Activation, Epilogue, KernelTable, Matrix, PackedA, Scratch};
 use sinter_plan::PackLayout;
-use std::cell::RefCell;
 
 /// A convolution with resolved geometry (see the module docs).
 #[derive(Debug)]
@@ -57,24 +57,35 @@ pub(crate) enum Weights {
 }
 
 impl Weights {
-    /// Runs `run` on the packed weights: the plan's (`wt` itself), those packed at load,
-    /// or `wt` packed now by `pack` into this thread's buffer of `len` floats.
+    /// Workspace floats [`Weights::with_packed`] takes for `len` floats of packed
+    /// weights (whole cache lines): only weights packed on every run need any.
+    pub(crate) fn workspace(&self, len: usize) -> usize {
+        match self {
+            Weights::Runtime => round_floats(len),
+            Weights::Plan | Weights::Loaded(_) => 0,
+        }
+    }
+
+    /// Runs `run(packed, rest)` on the packed weights: the plan's (`wt` itself), those
+    /// packed at load, or `wt` packed now by `pack` into the first `len` floats of the
+    /// kernel's workspace `ws`; `rest` is the workspace after what this took.
     pub(crate) fn with_packed<R>(
         &self,
+        name: &str,
         wt: &[f32],
         len: usize,
+        ws: &mut [f32],
         pack: impl FnOnce(&[f32], &mut [f32]) -> Result<()>,
-        run: impl FnOnce(&[f32]) -> Result<R>,
+        run: impl FnOnce(&[f32], &mut [f32]) -> Result<R>,
     ) -> Result<R> {
         match self {
-            Weights::Plan => run(wt),
-            Weights::Loaded(p) => run(p),
-            Weights::Runtime => RUNTIME_PACK.with(|p| {
-                let mut p = p.borrow_mut();
-                p.resize(len, 0.0);
-                pack(wt, &mut p)?;
-                run(&p)
-            }),
+            Weights::Plan => run(wt, ws),
+            Weights::Loaded(p) => run(p, ws),
+            Weights::Runtime => {
+                let (p, rest) = take_ws(name, ws, len)?;
+                pack(wt, p)?;
+                run(p, rest)
+            }
         }
     }
 }
@@ -294,6 +305,21 @@ impl Conv2d {
         }
     }
 
+    /// Floats of per-thread scratch the depthwise path needs.
+    fn depthwise_need(&self) -> usize {
+        match &self.dw_geom {
+            Some(g) => sinter_kernels::depthwise::scratch_floats(g),
+            None => self.depthwise_scratch(),
+        }
+    }
+
+    /// Whether a 1×1 strided or padded convolution writes its whole im2col matrix out
+    /// first (see [`MATERIALIZE_COLS`]).
+    fn materialize(&self) -> bool {
+        self.cols() <= MATERIALIZE_COLS && self.kdim().saturating_mul(self.cols()) <= MATERIALIZE_FLOATS
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn run_depthwise(
         &self,
         x: &[f32],
@@ -302,6 +328,7 @@ impl Conv2d {
         y: &mut [f32],
         extras: &[&[f32]],
         cx: &RunCtx,
+        ws: &mut [f32],
     ) -> Result<()> {
         let (plane, cols, kdim) = (self.g.h * self.g.w, self.cols(), self.kdim());
         self.check_len("weights", wt, self.g.m * kdim)?;
@@ -311,16 +338,10 @@ impl Conv2d {
         let act = if self.fused.post || self.fused.residual { Activation::None } else { self.fused.act };
         let in_register = !self.fused.post && !self.fused.residual;
         let failed = std::sync::atomic::AtomicBool::new(false);
-        par_chunks(cx.pool, y, cols, per_task, &|first, ys| {
-            DW_SCRATCH.with(|s| {
-                let mut s = s.borrow_mut();
-                let need = match &self.dw_geom {
-                    Some(g) => sinter_kernels::depthwise::scratch_floats(g),
-                    None => self.depthwise_scratch(),
-                };
-                if s.len() < need {
-                    s.resize(need, 0.0);
-                }
+        let need = self.depthwise_need();
+        let per_thread = self.workspace().per_thread;
+        let done = cx.pool.par_chunks_scratch(y, cols, per_task, ws, per_thread, &|first, ys, s| {
+            {
                 let end = first + ys.len() / cols;
                 if let Some(g) = &self.dw_geom {
                     // One call per run of consecutive channels of one image.
@@ -333,9 +354,8 @@ impl Conv2d {
                         let xc = &x[i0 * plane..][..c * plane];
                         let wc = &wt[mc0 * kdim..][..c * kdim];
                         let bc = bias.map(|b| &b[mc0..mc0 + c]);
-                        let r = sinter_kernels::depthwise::depthwise_conv2d_channels(
-                            cx.tier, g, c, xc, wc, bc, act, yc, &mut s,
-                        );
+                        let r =
+                            sinter_kernels::depthwise::depthwise_conv2d_channels(cx.tier, g, c, xc, wc, bc, act, yc, s);
                         if r.is_err() {
                             failed.store(true, std::sync::atomic::Ordering::Relaxed);
                             return;
@@ -356,8 +376,9 @@ impl Conv2d {
                     self.depthwise_plane(xc, wc, b, yc, &mut s[..need]);
                     self.finish_row(cx.tier, i / self.g.m, mc, 0, yc, extras);
                 }
-            })
+            }
         });
+        done.map_err(|e| IrError::Data(format!("{}: {e}", self.g.name)))?;
         if failed.into_inner() {
             return Err(IrError::Data(format!("{}: depthwise kernel refused its operands", self.g.name)));
         }
@@ -378,6 +399,8 @@ impl Conv2d {
     /// first copy the input padded and phase-split (in parallel over channels), so
     /// packing B is straight copies; a strided or padded 1×1 kernel reads each input
     /// float at most once, so it packs from the input itself.
+    /// `ws` is the kernel's workspace after the packed weights: the padded input (or
+    /// the im2col matrix) first, then the GEMM's.
     fn gemm_im2col(
         &self,
         xg: &[f32],
@@ -385,26 +408,22 @@ impl Conv2d {
         yg: &mut [f32],
         epi: &Epilogue,
         cx: &RunCtx,
-    ) -> std::result::Result<(), sinter_kernels::KernelError> {
+        ws: &mut [f32],
+    ) -> Result<()> {
         let cols = self.cols();
+        let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
         let Some(padded) = self.padded else {
-            return self.gemm_plain(xg, a, yg, epi, cx);
+            return self.gemm_plain(xg, a, yg, epi, cx, ws);
         };
-        PHASES.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            let need = self.cg() * padded.plane();
-            if buf.len() < need {
-                buf.resize(need, 0.0);
-            }
-            let plane = self.g.h * self.g.w;
-            let per_task = self.cg().div_ceil(cx.pool.threads() * 4);
-            par_chunks(cx.pool, &mut buf[..need], padded.plane(), per_task, &|c0, out| {
-                let c1 = c0 + out.len() / padded.plane();
-                im2col::pad_split(self, &padded, &xg[c0 * plane..c1 * plane], out);
-            });
-            let b = im2col::ConvB { conv: self, x: &buf[..need], layout: im2col::Layout::Padded(padded) };
-            sinter_kernels::sgemm(cx.tier, a, &b, yg, cols, epi, cx.pool)
-        })
+        let (buf, ws) = take_ws(self.g.name, ws, self.cg() * padded.plane())?;
+        let plane = self.g.h * self.g.w;
+        let per_task = self.cg().div_ceil(cx.pool.threads() * 4);
+        cx.pool.par_chunks(buf, padded.plane(), per_task, &|c0, out| {
+            let c1 = c0 + out.len() / padded.plane();
+            im2col::pad_split(self, &padded, &xg[c0 * plane..c1 * plane], out);
+        });
+        let b = im2col::ConvB { conv: self, x: buf, layout: im2col::Layout::Padded(padded) };
+        sinter_kernels::sgemm(cx.tier, a, &b, yg, cols, epi, cx.pool, ws).map_err(kerr)
     }
 
     /// [`Self::gemm_im2col`] for a 1×1 kernel with strides or padding.
@@ -415,27 +434,22 @@ impl Conv2d {
         yg: &mut [f32],
         epi: &Epilogue,
         cx: &RunCtx,
-    ) -> std::result::Result<(), sinter_kernels::KernelError> {
+        ws: &mut [f32],
+    ) -> Result<()> {
         let (cols, kdim) = (self.cols(), self.kdim());
+        let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
         let b = im2col::ConvB { conv: self, x: xg, layout: im2col::Layout::Plain };
-        let small = cols <= MATERIALIZE_COLS && kdim.saturating_mul(cols) <= MATERIALIZE_FLOATS;
-        if !small {
-            return sinter_kernels::sgemm(cx.tier, a, &b, yg, cols, epi, cx.pool);
+        if !self.materialize() {
+            return sinter_kernels::sgemm(cx.tier, a, &b, yg, cols, epi, cx.pool, ws).map_err(kerr);
         }
-        IM2COL.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            if buf.len() < kdim * cols {
-                buf.resize(kdim * cols, 0.0);
+        let (buf, ws) = take_ws(self.g.name, ws, kdim * cols)?;
+        cx.pool.par_chunks(buf, cols, kdim.div_ceil(cx.pool.threads() * 4), &|k0, rows| {
+            for (kk, row) in (k0..).zip(rows.chunks_exact_mut(cols)) {
+                b.fill_row(kk, 0, row);
             }
-            let buf = &mut buf[..kdim * cols];
-            par_chunks(cx.pool, buf, cols, kdim.div_ceil(cx.pool.threads() * 4), &|k0, rows| {
-                for (kk, row) in (k0..).zip(rows.chunks_exact_mut(cols)) {
-                    b.fill_row(kk, 0, row);
-                }
-            });
-            let m = Matrix::new(buf, kdim, cols, cols)?;
-            sinter_kernels::sgemm(cx.tier, a, &m, yg, cols, epi, cx.pool)
-        })
+        });
+        let m = Matrix::new(buf, kdim, cols, cols).map_err(kerr)?;
+        sinter_kernels::sgemm(cx.tier, a, &m, yg, cols, epi, cx.pool, ws).map_err(kerr)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -448,6 +462,7 @@ impl Conv2d {
         y: &mut [f32],
         extras: &[&[f32]],
         cx: &RunCtx,
+        ws: &mut [f32],
     ) -> Result<()> {
         let (plane, cols) = (self.g.h * self.g.w, self.cols());
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
@@ -469,36 +484,49 @@ impl Conv2d {
                 act: self.fused.act,
                 post: if self.fused.post { Some(&post) } else { None },
             };
-            wc.run(cx.tier, packed, xi, yi, &epi, cx.pool).map_err(kerr)?;
+            wc.run(cx.tier, packed, xi, yi, &epi, cx.pool, ws).map_err(kerr)?;
         }
         Ok(())
     }
 }
 
-thread_local! {
-    /// The padded, phase-split input of a convolution (see `im2col::pad_split`).
-    static PHASES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// A small convolution's whole im2col matrix.
-    static IM2COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// Phase-split input plane of the depthwise kernel (reused per thread).
-    static DW_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// Weights packed at run time (weights that are not constants).
-    static RUNTIME_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
 impl Exec for Conv2d {
+    /// Shared: weights packed per run (non-constant weights), then the padded input
+    /// copy or im2col matrix of the largest group, or Winograd's shared part. Per
+    /// thread: the GEMM's packed B block, Winograd's slots, or the depthwise kernel's
+    /// phase-split plane.
+    fn workspace(&self) -> Scratch {
+        if self.depthwise() {
+            return Scratch::new(0, self.depthwise_need());
+        }
+        let pack = self.weights.workspace(self.packed_len());
+        if let Some(wc) = &self.winograd {
+            let s = wc.scratch();
+            return Scratch::new(pack.saturating_add(s.shared), s.per_thread);
+        }
+        let copy = match self.padded {
+            Some(p) => self.cg().saturating_mul(p.plane()),
+            None if !self.pointwise() && self.materialize() => self.kdim() * self.cols(),
+            None => 0,
+        };
+        let gemm = sgemm_scratch(self.mg(), self.cols(), self.kdim());
+        Scratch::new(pack.saturating_add(round_floats(copy)), gemm.per_thread)
+    }
+
     fn run(&self, inputs: &[Option<View>], outputs: &mut [ViewMut], cx: &mut RunCtx) -> Result<()> {
         let RunOperands { x, wt, bias, extras, count, y } = self.g.operands(inputs, outputs)?;
         let extras = &extras[..count];
         let (plane, cols, cg, mg, kdim) = (self.g.h * self.g.w, self.cols(), self.cg(), self.mg(), self.kdim());
+        let (cx, ws) = cx.split();
+        let cx = &cx;
         if self.depthwise() {
-            return self.run_depthwise(x, wt, bias, y, extras, cx);
+            return self.run_depthwise(x, wt, bias, y, extras, cx, ws);
         }
         let plen = sinter_kernels::packed_a_len(mg, kdim);
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
-        let run = |packed: &[f32]| -> Result<()> {
+        let run = |packed: &[f32], ws: &mut [f32]| -> Result<()> {
             if let Some(wc) = &self.winograd {
-                return self.run_winograd(wc, packed, x, bias, y, extras, cx);
+                return self.run_winograd(wc, packed, x, bias, y, extras, cx, ws);
             }
             self.check_len("packed weights", packed, plen * self.g.groups)?;
             for img in 0..self.g.n {
@@ -525,15 +553,15 @@ impl Exec for Conv2d {
                     };
                     if self.pointwise() {
                         let b = Matrix::new(xg, cg, cols, cols).map_err(kerr)?;
-                        sinter_kernels::sgemm(cx.tier, &a, &b, yg, cols, &epi, cx.pool).map_err(kerr)?;
+                        sinter_kernels::sgemm(cx.tier, &a, &b, yg, cols, &epi, cx.pool, ws).map_err(kerr)?;
                     } else {
-                        self.gemm_im2col(xg, &a, yg, &epi, cx).map_err(kerr)?;
+                        self.gemm_im2col(xg, &a, yg, &epi, cx, ws)?;
                     }
                 }
             }
             Ok(())
         };
-        self.weights.with_packed(wt, self.packed_len(), |w, out| self.pack(w, out), run)
+        self.weights.with_packed(self.g.name, wt, self.packed_len(), ws, |w, out| self.pack(w, out), run)
     }
 }
 
