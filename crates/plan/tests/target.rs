@@ -18,7 +18,11 @@ fn names_round_trip_and_unknown_names_are_errors() {
     }
     let err = "arm64".parse::<Target>().unwrap_err();
     assert!(matches!(err, PlanError::UnknownTarget { .. }));
-    assert_eq!(err.to_string(), "unknown target 'arm64' (known targets: generic, x86_64, aarch64)");
+    assert_eq!(
+        err.to_string(),
+        "unknown target 'arm64' (known targets: generic, x86_64, aarch64, \
+         cuda:SM[,SM...] (at most 4 compute capabilities, e.g. cuda:87,90))"
+    );
     assert_eq!(Target::from_name("x86_64-avx2"), None);
 }
 
