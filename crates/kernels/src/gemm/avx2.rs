@@ -7,7 +7,8 @@
 //! A last panel of at most 8 columns goes to the row-vectorized kernel of `tail.rs`.
 
 use super::driver::Tile;
-use super::{Activation, MR};
+use super::operands::MR;
+use crate::epilogue::Activation;
 use std::arch::x86_64::*;
 
 /// Columns per B panel.

@@ -8,7 +8,8 @@
 //! at most 8 columns goes to the row-vectorized kernel of `tail.rs` instead.
 
 use super::driver::Tile;
-use super::{Activation, MR};
+use super::operands::MR;
+use crate::epilogue::Activation;
 use std::arch::x86_64::*;
 
 /// Columns per B panel.

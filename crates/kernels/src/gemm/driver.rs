@@ -12,7 +12,8 @@
 //!       post() on the panel's finished rows     (still in L1/L2)
 //! ```
 
-use super::{Activation, BSource, Epilogue, PackedA, MR};
+use super::operands::{BSource, PackedA, MR};
+use crate::epilogue::{Activation, Epilogue};
 use crate::isa::{Isa, ALL};
 use crate::scratch::Scratch;
 use crate::thread_pool::ThreadPool;

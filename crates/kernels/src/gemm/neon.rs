@@ -6,7 +6,8 @@
 //! stack tile and the scalar epilogue, which has identical per-element semantics.
 
 use super::driver::Tile;
-use super::{Activation, MR};
+use super::operands::MR;
+use crate::epilogue::Activation;
 use std::arch::aarch64::*;
 
 /// Columns per B panel.

@@ -4,7 +4,7 @@
 //! which is why this plain code reaches ~40 GFLOP/s on Zen 5.
 
 use super::driver::Tile;
-use super::MR;
+use super::operands::MR;
 
 /// Columns per B panel: two 4-wide vectors per row.
 pub(crate) const NR: usize = 8;

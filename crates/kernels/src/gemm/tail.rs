@@ -14,7 +14,7 @@
 //! at half of the FMA peak, still 8× a masked 16-lane tile for one column.
 
 use super::driver::Tile;
-use super::MR;
+use super::operands::MR;
 use std::arch::x86_64::*;
 
 /// Widest tail this kernel takes; wider tails run as masked vector tiles.

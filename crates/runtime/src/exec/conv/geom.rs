@@ -143,4 +143,27 @@ impl ConvGeom {
     pub fn mg(&self) -> usize {
         self.m / self.groups
     }
+
+    /// Rows of one group's im2col matrix: input channels per group times kernel taps.
+    pub fn kdim(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+
+    /// Output positions per channel: columns of the im2col matrix.
+    pub fn cols(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
+/// Output positions `[lo, hi)` (within `0..ol`) whose input index `o * s + off` lies in
+/// `0..il`.
+pub(crate) fn valid_range(off: i64, s: usize, il: usize, ol: usize) -> (usize, usize) {
+    let s = s as i64;
+    // Smallest o with o * s + off >= 0.
+    let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
+    // Largest o with o * s + off <= il - 1, plus one.
+    let last = il as i64 - 1 - off;
+    let hi = if last < 0 { 0 } else { last / s + 1 };
+    let lo = (lo.max(0) as usize).min(ol);
+    (lo, (hi.max(0) as usize).clamp(lo, ol))
 }

@@ -4,12 +4,12 @@
 //! input itself (strided or padded 1×1 kernels), so no im2col buffer of a whole large
 //! layer is ever written.
 
-use super::{valid_range, Conv2d};
+use super::geom::{valid_range, ConvGeom};
 use sinter_kernels::BSource;
 
 /// B = im2col(x) for one image and group: `cg·kh·kw` rows, `oh·ow` columns.
 pub(super) struct ConvB<'a> {
-    pub conv: &'a Conv2d,
+    pub g: &'a ConvGeom,
     /// The group's input channels: `[cg, h, w]` for [`Layout::Plain`], or their padded,
     /// phase-split copy for [`Layout::Padded`].
     pub x: &'a [f32],
@@ -42,10 +42,10 @@ pub(super) struct Padded {
 
 impl Padded {
     /// The layout for `conv`, or `None` if its size overflows.
-    pub fn new(conv: &Conv2d) -> Option<Padded> {
-        let hp = (conv.g.oh - 1).checked_mul(conv.g.sh)?.checked_add((conv.g.kh - 1).checked_mul(conv.g.dh)?)? + 1;
-        let wp = (conv.g.ow - 1).checked_mul(conv.g.sw)?.checked_add((conv.g.kw - 1).checked_mul(conv.g.dw)?)? + 1;
-        let p = Padded { hp, pl: wp.div_ceil(conv.g.sw), sw: conv.g.sw };
+    pub fn new(conv: &ConvGeom) -> Option<Padded> {
+        let hp = (conv.oh - 1).checked_mul(conv.sh)?.checked_add((conv.kh - 1).checked_mul(conv.dh)?)? + 1;
+        let wp = (conv.ow - 1).checked_mul(conv.sw)?.checked_add((conv.kw - 1).checked_mul(conv.dw)?)? + 1;
+        let p = Padded { hp, pl: wp.div_ceil(conv.sw), sw: conv.sw };
         hp.checked_mul(p.sw)?.checked_mul(p.pl)?.checked_mul(conv.cg())?;
         Some(p)
     }
@@ -56,21 +56,21 @@ impl Padded {
 }
 
 /// Writes channels of `x` (`[.., h, w]` planes) into `out` (whole planes of `layout`).
-pub(super) fn pad_split(conv: &Conv2d, layout: &Padded, x: &[f32], out: &mut [f32]) {
+pub(super) fn pad_split(conv: &ConvGeom, layout: &Padded, x: &[f32], out: &mut [f32]) {
     let (sw, pl) = (layout.sw, layout.pl);
-    let plane = conv.g.h * conv.g.w;
+    let plane = conv.h * conv.w;
     for (xc, oc) in x.chunks_exact(plane).zip(out.chunks_exact_mut(layout.plane())) {
         for (py, orow) in oc.chunks_exact_mut(sw * pl).enumerate() {
-            let iy = py as i64 - conv.g.ph;
-            if iy < 0 || iy >= conv.g.h as i64 {
+            let iy = py as i64 - conv.ph;
+            if iy < 0 || iy >= conv.h as i64 {
                 orow.fill(0.0);
                 continue;
             }
-            let xrow = &xc[iy as usize * conv.g.w..][..conv.g.w];
+            let xrow = &xc[iy as usize * conv.w..][..conv.w];
             for (p, dst) in orow.chunks_exact_mut(pl).enumerate() {
                 // Padded column t·sw + p is input column t·sw + p − pw.
-                let off = p as i64 - conv.g.pw;
-                let (lo, hi) = valid_range(off, sw, conv.g.w, pl);
+                let off = p as i64 - conv.pw;
+                let (lo, hi) = valid_range(off, sw, conv.w, pl);
                 dst[..lo].fill(0.0);
                 dst[hi..].fill(0.0);
                 if lo < hi {
@@ -111,27 +111,27 @@ impl ConvB<'_> {
     /// Writes row `kk` of the im2col matrix of a [`Layout::Plain`] input, columns
     /// `n0..n0 + row.len()`, into `row`.
     pub(super) fn fill_row(&self, kk: usize, n0: usize, row: &mut [f32]) {
-        let cv = self.conv;
-        let (c, r) = (kk / (cv.g.kh * cv.g.kw), kk % (cv.g.kh * cv.g.kw));
-        let (ky, kx) = (r / cv.g.kw, r % cv.g.kw);
-        let plane = cv.g.h * cv.g.w;
+        let cv = self.g;
+        let (c, r) = (kk / (cv.kh * cv.kw), kk % (cv.kh * cv.kw));
+        let (ky, kx) = (r / cv.kw, r % cv.kw);
+        let plane = cv.h * cv.w;
         let xc = &self.x[c * plane..][..plane];
-        let off = (kx * cv.g.dw) as i64 - cv.g.pw;
-        let (lo_all, hi_all) = valid_range(off, cv.g.sw, cv.g.w, cv.g.ow);
+        let off = (kx * cv.dw) as i64 - cv.pw;
+        let (lo_all, hi_all) = valid_range(off, cv.sw, cv.w, cv.ow);
         let len = row.len();
         let mut pos = 0;
         // The output position of column n0; later segments start at the next row's 0.
-        let (mut oy, mut ox0) = (n0 / cv.g.ow, n0 % cv.g.ow);
+        let (mut oy, mut ox0) = (n0 / cv.ow, n0 % cv.ow);
         while pos < len {
-            let seg = (cv.g.ow - ox0).min(len - pos);
+            let seg = (cv.ow - ox0).min(len - pos);
             let dst = &mut row[pos..pos + seg];
             pos += seg;
             let (oy_now, ox_now) = (oy, ox0);
             oy += 1;
             ox0 = 0;
             let (oy, ox0) = (oy_now, ox_now);
-            let iy = (oy * cv.g.sh + ky * cv.g.dh) as i64 - cv.g.ph;
-            if iy < 0 || iy >= cv.g.h as i64 {
+            let iy = (oy * cv.sh + ky * cv.dh) as i64 - cv.ph;
+            if iy < 0 || iy >= cv.h as i64 {
                 dst.fill(0.0);
                 continue;
             }
@@ -141,13 +141,13 @@ impl ConvB<'_> {
             dst[hi - ox0..].fill(0.0);
             if lo < hi {
                 // lo * sw + off >= 0 by construction of the valid range.
-                let start = (lo as i64 * cv.g.sw as i64 + off) as usize;
+                let start = (lo as i64 * cv.sw as i64 + off) as usize;
                 let dst = &mut dst[lo - ox0..hi - ox0];
-                let xrow = &xc[iy as usize * cv.g.w..][..cv.g.w];
-                if cv.g.sw == 1 {
+                let xrow = &xc[iy as usize * cv.w..][..cv.w];
+                if cv.sw == 1 {
                     dst.copy_from_slice(&xrow[start..start + dst.len()]);
                 } else {
-                    for (d, s) in dst.iter_mut().zip(xrow[start..].iter().step_by(cv.g.sw)) {
+                    for (d, s) in dst.iter_mut().zip(xrow[start..].iter().step_by(cv.sw)) {
                         *d = *s;
                     }
                 }
@@ -160,29 +160,29 @@ impl ConvB<'_> {
     /// same runs copied from that row's tap.
     #[allow(clippy::too_many_arguments)]
     fn pack_padded(&self, p: &Padded, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
-        let cv = self.conv;
+        let cv = self.g;
         let row = p.sw * p.pl;
         // Columns past nc in the last panel are zero.
         let pad = nc.div_ceil(nr) * nr - nc;
         let pad_at = (nc / nr) * kc * nr + nc % nr;
-        let taps = cv.g.kh * cv.g.kw;
+        let taps = cv.kh * cv.kw;
         let mut segs = [Seg { src: 0, dst: 0, len: 0 }; SEG_BATCH];
         let mut j = 0;
         while j < nc {
             // The next batch of runs, then every K row's copies of them.
             let mut count = 0;
             while j < nc && count < SEG_BATCH {
-                let (oy, ox) = ((n0 + j) / cv.g.ow, (n0 + j) % cv.g.ow);
-                let len = (cv.g.ow - ox).min(nc - j).min(nr - j % nr);
-                segs[count] = Seg { src: oy * cv.g.sh * row + ox, dst: (j / nr) * kc * nr + j % nr, len };
+                let (oy, ox) = ((n0 + j) / cv.ow, (n0 + j) % cv.ow);
+                let len = (cv.ow - ox).min(nc - j).min(nr - j % nr);
+                segs[count] = Seg { src: oy * cv.sh * row + ox, dst: (j / nr) * kc * nr + j % nr, len };
                 count += 1;
                 j += len;
             }
             for kk in 0..kc {
                 let (c, t) = ((k0 + kk) / taps, (k0 + kk) % taps);
-                let (ky, kx) = (t / cv.g.kw, t % cv.g.kw);
-                let xoff = kx * cv.g.dw;
-                let tap = &self.x[c * p.plane() + ky * cv.g.dh * row + (xoff % p.sw) * p.pl + xoff / p.sw..];
+                let (ky, kx) = (t / cv.kw, t % cv.kw);
+                let xoff = kx * cv.dw;
+                let tap = &self.x[c * p.plane() + ky * cv.dh * row + (xoff % p.sw) * p.pl + xoff / p.sw..];
                 let out = &mut dst[kk * nr..];
                 for s in &segs[..count] {
                     copy_run(&mut out[s.dst..s.dst + s.len], &tap[s.src..s.src + s.len]);
@@ -212,11 +212,11 @@ fn copy_run(dst: &mut [f32], src: &[f32]) {
 
 impl BSource for ConvB<'_> {
     fn rows(&self) -> usize {
-        self.conv.kdim()
+        self.g.kdim()
     }
 
     fn cols(&self) -> usize {
-        self.conv.cols()
+        self.g.cols()
     }
 
     fn pack(&self, k0: usize, kc: usize, n0: usize, nc: usize, nr: usize, dst: &mut [f32]) {

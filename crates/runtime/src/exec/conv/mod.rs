@@ -12,7 +12,7 @@
 mod geom;
 mod im2col;
 
-pub(crate) use geom::{ConvGeom, RunOperands};
+pub(crate) use geom::{valid_range, ConvGeom, RunOperands};
 
 use super::refusal::{need, Accept, Refusal, Why};
 use super::request::{gemm_panels, packed_bytes_match, Request};
@@ -115,7 +115,7 @@ impl Conv2d {
         let fused = g.post.split(&[g.n, g.m, g.oh, g.ow]);
         let mut conv2d = Conv2d { g, fused, weights, dw_geom: None, winograd: None, padded: None };
         if conv2d.g.kh * conv2d.g.kw > 1 {
-            conv2d.padded = Some(im2col::Padded::new(&conv2d).why("the padded input copy would overflow")?);
+            conv2d.padded = Some(im2col::Padded::new(&conv2d.g).why("the padded input copy would overflow")?);
         }
         let g = &conv2d.g;
         if conv2d.depthwise() && g.ph >= 0 && g.pw >= 0 {
@@ -139,10 +139,10 @@ impl Conv2d {
         self.g.mg()
     }
     fn kdim(&self) -> usize {
-        self.cg() * self.g.kh * self.g.kw
+        self.g.kdim()
     }
     fn cols(&self) -> usize {
-        self.g.oh * self.g.ow
+        self.g.cols()
     }
     pub(crate) fn depthwise(&self) -> bool {
         self.cg() == 1 && self.mg() == 1
@@ -420,9 +420,9 @@ impl Conv2d {
         let per_task = self.cg().div_ceil(cx.pool.threads() * 4);
         cx.pool.par_chunks(buf, padded.plane(), per_task, &|c0, out| {
             let c1 = c0 + out.len() / padded.plane();
-            im2col::pad_split(self, &padded, &xg[c0 * plane..c1 * plane], out);
+            im2col::pad_split(&self.g, &padded, &xg[c0 * plane..c1 * plane], out);
         });
-        let b = im2col::ConvB { conv: self, x: buf, layout: im2col::Layout::Padded(padded) };
+        let b = im2col::ConvB { g: &self.g, x: buf, layout: im2col::Layout::Padded(padded) };
         sinter_kernels::sgemm(cx.tier, a, &b, yg, cols, epi, cx.pool, ws).map_err(kerr)
     }
 
@@ -438,7 +438,7 @@ impl Conv2d {
     ) -> Result<()> {
         let (cols, kdim) = (self.cols(), self.kdim());
         let kerr = |e: sinter_kernels::KernelError| IrError::Data(format!("{}: {e}", self.g.name));
-        let b = im2col::ConvB { conv: self, x: xg, layout: im2col::Layout::Plain };
+        let b = im2col::ConvB { g: &self.g, x: xg, layout: im2col::Layout::Plain };
         if !self.materialize() {
             return sinter_kernels::sgemm(cx.tier, a, &b, yg, cols, epi, cx.pool, ws).map_err(kerr);
         }
@@ -596,19 +596,6 @@ pub(crate) fn make(r: &Request) -> Accept<Box<dyn Exec>> {
     need(!k.depthwise(), "depthwise convolutions read their weights unpacked")?;
     packed_bytes_match(Some(p), k.packed_len())?;
     Ok(Box::new(k))
-}
-
-/// Output positions `[lo, hi)` (within `0..ol`) whose input index `o * s + off` lies in
-/// `0..il`.
-pub(crate) fn valid_range(off: i64, s: usize, il: usize, ol: usize) -> (usize, usize) {
-    let s = s as i64;
-    // Smallest o with o * s + off >= 0.
-    let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
-    // Largest o with o * s + off <= il - 1, plus one.
-    let last = il as i64 - 1 - off;
-    let hi = if last < 0 { 0 } else { last / s + 1 };
-    let lo = (lo.max(0) as usize).min(ol);
-    (lo, (hi.max(0) as usize).clamp(lo, ol))
 }
 
 #[cfg(test)]
