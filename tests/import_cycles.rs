@@ -25,10 +25,17 @@ fn modules(src: &Path, dir: &Path, out: &mut BTreeMap<String, PathBuf>) {
     }
 }
 
-/// Code with comments and string literals blanked out (so paths in docs do not count).
+/// Code with comments and string literals blanked out (so paths in docs do not count),
+/// up to the file's inline `#[cfg(test)] mod` (whose `super` is the file itself).
 fn code_only(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
+    let lines: Vec<&str> = text.lines().collect();
+    let end = (0..lines.len())
+        .find(|&i| {
+            lines[i].trim() == "#[cfg(test)]" && lines.get(i + 1).is_some_and(|l| l.trim_start().starts_with("mod "))
+        })
+        .unwrap_or(lines.len());
+    for line in &lines[..end] {
         let line = match line.find("//") {
             Some(i) => &line[..i],
             None => line,

@@ -698,6 +698,7 @@ macro_rules! window_engine {
 /// into a ring slot (phase-split like the window engine's copy, but only the slots a
 /// block reads, so the ring stays in L1), and each loaded input vector feeds every
 /// output row of the block it belongs to (`kh` rows reuse it at stride 1).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_macros))]
 macro_rules! ring_engine {
     ($feat:literal) => {
         use crate::depthwise::{ring_slots, valid_range, RING_MAX_ROWS};

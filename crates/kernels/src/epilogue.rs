@@ -18,6 +18,7 @@
 
 use crate::activation::{self, Unary};
 use crate::gemm::Matrix;
+#[cfg(target_arch = "x86_64")]
 use crate::isa::Isa;
 use crate::tier::KernelTable;
 
@@ -267,6 +268,7 @@ impl PostOps {
 /// Whether `tier` lets these loops be compiled for AVX2 (same IEEE operations on wider
 /// vectors, no FMA contraction: bit-identical to the portable loops). Holding a table
 /// means this CPU has its tier's features.
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn avx2(tier: &KernelTable) -> bool {
     cfg!(target_arch = "x86_64") && matches!(tier.isa(), Isa::Avx2 | Isa::Avx512)

@@ -162,7 +162,12 @@ fn kernels_workspace(kernels: &[Prepared]) -> Scratch {
 /// in the plan's header (see [`sinter_plan::Plan::with_workspace`]). Independent of the
 /// thread count and of the CPU tier.
 pub fn workspace_of_plan(plan: &Plan) -> Result<WorkspaceSize> {
-    Ok(WorkspaceSize::of(kernels_workspace(&prepare::prepare(plan, check_target(plan)?)?)))
+    // Any CPU target's kernels prepare the same (the builder asks this for plans of
+    // other architectures too), so only the backend matters here, not the host.
+    let name = &plan.header().target;
+    let target = Target::from_name(name)
+        .ok_or_else(|| RuntimeError::WrongTarget { plan: name.clone(), host: Target::host().name() })?;
+    Ok(WorkspaceSize::of(kernels_workspace(&prepare::prepare(plan, crate::backend::for_target(target)?)?)))
 }
 
 /// Refuses a plan whose kernels need more workspace than its header declares (a plan

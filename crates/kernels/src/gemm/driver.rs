@@ -25,6 +25,7 @@ use crate::tier::KernelTable;
 /// driver guarantees that the pointed-to ranges are valid and that no two threads
 /// touch the same element (see `run`).
 #[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct Tile {
     /// `kc × MR` packed A floats (the K block of one A panel).
     pub a: *const f32,

@@ -19,16 +19,19 @@ const LANES: usize = 4;
 /// would turn NaN operands and -0.0 differently from the scalar definition.
 #[inline(always)]
 unsafe fn activate(act: Activation, x: float32x4_t) -> float32x4_t {
-    match act {
-        Activation::None => x,
-        Activation::Relu => {
-            let zero = vdupq_n_f32(0.0);
-            vbslq_f32(vcltq_f32(x, zero), zero, x)
-        }
-        Activation::Clip { lo, hi } => {
-            let (lo, hi) = (vdupq_n_f32(lo), vdupq_n_f32(hi));
-            let upper = vbslq_f32(vcgtq_f32(x, hi), hi, x);
-            vbslq_f32(vcltq_f32(x, lo), lo, upper)
+    // SAFETY: NEON intrinsics on registers only; the caller runs with NEON enabled.
+    unsafe {
+        match act {
+            Activation::None => x,
+            Activation::Relu => {
+                let zero = vdupq_n_f32(0.0);
+                vbslq_f32(vcltq_f32(x, zero), zero, x)
+            }
+            Activation::Clip { lo, hi } => {
+                let (lo, hi) = (vdupq_n_f32(lo), vdupq_n_f32(hi));
+                let upper = vbslq_f32(vcgtq_f32(x, hi), hi, x);
+                vbslq_f32(vcltq_f32(x, lo), lo, upper)
+            }
         }
     }
 }
