@@ -1,6 +1,6 @@
-//! Sinter's plan file format (v1): what the builder writes and the runtime executes.
+//! Sinter's plan file format (v3): what the builder writes and the runtime executes.
 //!
-//! A plan file is a fixed 128-byte little-endian header, the postcard-encoded
+//! A plan file is a fixed 144-byte little-endian header, the postcard-encoded
 //! [`PlanMeta`] (the schedule), and one 64-byte aligned blob holding every constant
 //! tensor. [`Plan::load`] memory-maps the file so weights are never copied; every load
 //! checks checksums and validates the meta, because plan files are untrusted input.
