@@ -4,7 +4,6 @@
 //! each patch where it touched the graph and the whole graph after every pass, and
 //! records what it did in a [`Report`].
 #![forbid(unsafe_code)]
-#![forbid(unsafe_code)]
 
 pub mod ctx;
 pub mod driver;
