@@ -271,7 +271,7 @@ impl PostOps {
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn avx2(tier: &KernelTable) -> bool {
-    cfg!(target_arch = "x86_64") && matches!(tier.isa(), Isa::Avx2 | Isa::Avx512)
+    matches!(tier.isa(), Isa::Avx2 | Isa::Avx512)
 }
 
 /// `x[i] = x[i] op v[i]` (`v[i] op x[i]` when `swapped`) over the common length.
